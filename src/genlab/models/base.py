@@ -1,0 +1,123 @@
+"""The contract between a model family and the training loop.
+
+A family subclasses :class:`GenerativeModel`. It owns its networks, optimizers, losses and train
+step; the loop (:mod:`genlab.train.loop`) knows nothing about families. The loop
+
+* calls :meth:`GenerativeModel.train_step` once per batch (the model runs its own optimizers, so
+  a GAN can update D and G, k times each, in one step),
+* calls :meth:`GenerativeModel.eval_step` on test batches for per-epoch test losses,
+* calls :meth:`GenerativeModel.sample` for grids, and
+* checkpoints ``state_dict()`` plus every optimizer and scheduler in :meth:`optimizers` /
+  :meth:`schedulers`.
+
+Randomness inside a train step comes from ``self.noise`` (a :class:`~genlab.train.noise.SharedNoise`),
+which draws the noise of the whole global batch and hands each process its rows, so that training
+on N processes with batch B equals training on one process with batch N·B.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable, ClassVar
+
+import torch
+from torch import nn
+
+from genlab.config import Config
+from genlab.errors import TrainingDiverged
+
+
+class NonFiniteLoss(TrainingDiverged):
+    """A loss was NaN or infinite before its optimizer step (so no weight was changed by it)."""
+
+    def __init__(self, name: str, value: float):
+        self.name, self.value = name, value
+        super().__init__(f"loss '{name}' is {value}")
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every family.
+
+    Subclasses set :attr:`family` and :attr:`sample_conditions` (how many classes ``sample``
+    accepts as ``cond``; 0 = unconditional) and implement the abstract methods.
+    """
+
+    family: ClassVar[str] = ""
+    #: number of classes a conditional model accepts as ``cond`` (0: unconditional)
+    num_classes: int = 0
+    #: drop a last partial batch (needed by BatchNorm with tiny remainders)
+    drop_last: ClassVar[bool] = False
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        self.noise = None  # set by the loop: genlab.train.noise.SharedNoise
+        # DDP wrappers of our networks, used for forward passes in train_step; never registered
+        # as submodules so state_dict keys stay the same with and without DDP.
+        self._runners: dict[str, nn.Module] = {}
+
+    # --- to implement ---------------------------------------------------------------------------
+    def networks(self) -> dict[str, nn.Module]:
+        """The trainable networks by name (``{"encoder": ..., "decoder": ...}``)."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers by name; created once in ``__init__``."""
+        raise NotImplementedError
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        """Learning-rate schedulers by name (none by default)."""
+        return {}
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns per-image mean losses as floats."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def eval_step(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, float]:
+        """Per-image mean test losses on ``batch`` (no weight changes)."""
+        return {}
+
+    @torch.no_grad()
+    def sample(self, n: int, cond: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images ``(n, C, H, W)`` in [0, 1]; ``cond`` int64 ``(n,)`` class labels if conditional."""
+        raise NotImplementedError
+
+    # --- shared machinery -----------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def run(self, name: str) -> nn.Module:
+        """The network ``name`` for a training forward pass (its DDP wrapper when distributed)."""
+        return self._runners.get(name) or self.networks()[name]
+
+    def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
+        """Wrap every network for training (DDP); ``state_dict`` keys do not change."""
+        self._runners = {name: wrap(name, net) for name, net in self.networks().items()}
+
+    def autocast(self):
+        """Autocast context for ``train.precision`` (fp32: none)."""
+        precision = self.config.train.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def step_optimizer(self, name: str, loss: torch.Tensor, scaler=None) -> None:
+        """Backward ``loss`` and step optimizer ``name``; refuses a non-finite loss before touching weights."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLoss(name, value)
+        optimizer = self.optimizers()[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per network (trainable and not)."""
+        return {name: sum(p.numel() for p in net.parameters()) for name, net in self.networks().items()}
+
+
