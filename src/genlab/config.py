@@ -36,6 +36,7 @@ class DataConfig:
     name: Literal["mnist", "fashion-mnist", "idx", "folder"] = "mnist"
     root: str | None = None  # directory for name=idx|folder
     limit: int | None = None  # first N training images (smoke runs)
+    test_limit: int | None = None  # first N test images for per-epoch test losses (smoke runs)
     image_size: int = 28
     channels: int = 1
     binarize: Literal["none", "dynamic"] = "none"  # dynamic: x ~ Bernoulli(grey/255) per draw
@@ -44,6 +45,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check(self.limit is None or self.limit > 0, "data.limit", self.limit, "a positive integer or null")
+        check(self.test_limit is None or self.test_limit > 0, "data.test_limit", self.test_limit,
+              "a positive integer or null")
         check(self.image_size >= 8, "data.image_size", self.image_size, "an integer >= 8")
         check(self.channels in (1, 3), "data.channels", self.channels, "1 or 3")
         check(self.name not in ("idx", "folder") or self.root is not None, "data.root", self.root,
@@ -57,7 +60,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype; fp16 needs CUDA
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (CPU and CUDA)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA if available, else CPU
     sample_every_epochs: int = 1
     checkpoint_every_steps: int = 0  # 0: only at the end of each epoch
     keep_checkpoints: int = 2

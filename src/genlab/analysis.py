@@ -1,0 +1,1 @@
+"""Family analyses written after training (placeholder registry, filled below)."""

@@ -1,0 +1,160 @@
+"""Command line: ``genlab train | info | sample | eval | figures | evaluator train``.
+
+Every user mistake (bad config key, missing run, corrupt checkpoint or image) is a
+:class:`~genlab.errors.GenlabError`; :func:`main` prints its message and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from genlab.errors import GenlabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, sample, evaluate and compare generative image models.")
+evaluator_app = typer.Typer(no_args_is_help=True, help="The evaluator classifier used by the metrics.")
+app.add_typer(evaluator_app, name="evaluator")
+
+OVERRIDES_HELP = "Dotted config overrides key=value, e.g. train.epochs=1 data.limit=512 model.latent_dim=16 seed=3."
+
+
+def _setup_logging() -> None:
+    log = logging.getLogger("genlab")
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="YAML config, e.g. configs/vae-mnist.yaml."),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is written [default: runs/<config name>]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's newest checkpoint (starts fresh if it has none)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory and start again."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the family's analysis figures into RUN_DIR/figures after training."),
+) -> None:
+    """Train a model; checkpoints, metrics, samples and figures go to the run directory."""
+    from genlab.config import load_config
+    from genlab.train.distributed import DistContext
+    from genlab.train.loop import train as run_training
+
+    cfg = load_config(config, overrides or [])
+    out = run_dir or Path("runs") / cfg.name
+    run_training(cfg, out, resume=resume, overwrite=overwrite)
+    if figures and DistContext.start("cpu").is_main:
+        from genlab.analysis import write_figures
+
+        for path in write_figures(out):
+            typer.echo(f"figure: {path}")
+    typer.echo(f"done: {out}")
+
+
+@app.command()
+def info(
+    config: Path = typer.Argument(..., help="YAML config."),
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+) -> None:
+    """Print each network of the model with its parameter count."""
+    from genlab.config import load_config
+    from genlab.models import build_model
+
+    cfg = load_config(config, overrides or [])
+    model = build_model(cfg)
+    typer.echo(f"{cfg.model.family} (preset {cfg.model.preset}), image {cfg.data.channels}x{cfg.data.image_size}x{cfg.data.image_size}")
+    counts = model.parameter_counts()
+    for name, count in counts.items():
+        typer.echo(f"  {name:<16}{count:>12,}")
+    typer.echo(f"  {'total':<16}{sum(counts.values()):>12,}")
+
+
+@app.command()
+def sample(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`."),
+    n: int = typer.Option(64, "--n", min=1, max=10000, help="Number of images."),
+    label: Optional[int] = typer.Option(None, "--label", help="Class to generate (conditional models); default: cycle through classes."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the latent noise: the same seed gives the same file, byte for byte."),
+    nrow: Optional[int] = typer.Option(None, "--nrow", min=1, help="Images per grid row [default: ~sqrt(n)]."),
+    output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
+) -> None:
+    """Generate a grid of N samples from a trained run."""
+    import math
+
+    import torch
+
+    from genlab.runs import load_run
+    from genlab.viz.grids import save_image_grid
+
+    _, model, _ = load_run(run_dir)
+    cond = None
+    if label is not None:
+        if not model.num_classes:
+            raise GenlabError(f"--label: the {model.family} model of {run_dir} is unconditional; omit --label")
+        if not 0 <= label < model.num_classes:
+            raise GenlabError(f"--label: got {label}; allowed: 0..{model.num_classes - 1}")
+        cond = torch.full((n,), label, dtype=torch.int64)
+    generator = torch.Generator().manual_seed(seed)
+    images = model.sample(n, cond=cond, generator=generator).float()
+    save_image_grid(images, output, nrow=nrow or math.ceil(math.sqrt(n)))
+    typer.echo(f"wrote {output}")
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Eval overrides, e.g. eval.iw_samples=5000 eval.nll_images=null.", show_default=False),
+) -> None:
+    """Compute the family's metrics; print them and write RUN_DIR/eval.json."""
+    _setup_logging()
+    from genlab.eval.run_metrics import evaluate_run
+
+    results = evaluate_run(run_dir, overrides or [])
+    for key, value in results["metrics"].items():
+        typer.echo(f"{key:<40}{value:.4f}" if isinstance(value, float) else f"{key:<40}{value}")
+    typer.echo(f"wrote {Path(run_dir) / 'eval.json'}")
+
+
+@app.command()
+def figures(run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`.")) -> None:
+    """(Re)write the family's analysis figures into RUN_DIR/figures."""
+    from genlab.analysis import write_figures
+
+    for path in write_figures(run_dir):
+        typer.echo(f"figure: {path}")
+
+
+@evaluator_app.command("train")
+def evaluator_train(
+    data: str = typer.Option("mnist", "--data", help="Dataset: mnist or fashion-mnist."),
+    epochs: int = typer.Option(4, "--epochs", min=1, help="Training epochs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, shuffling and augmentation."),
+    output: Path = typer.Option(..., "-o", "--output", help="Weights file to write (.safetensors)."),
+) -> None:
+    """Train the evaluator classifier and save it with the command that made it."""
+    from genlab.eval.classifier import train_and_save
+
+    command = "genlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    meta = train_and_save(data, epochs, seed, output, command)
+    typer.echo(f"test accuracy {float(meta['test_accuracy']):.4f}; wrote {output}")
+
+
+def main() -> None:
+    """Entry point of the ``genlab`` console script."""
+    _setup_logging()
+    try:
+        app()
+    except GenlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

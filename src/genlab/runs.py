@@ -1,0 +1,59 @@
+"""Run directories: what a training run leaves behind and how to load it back.
+
+``runs/<name>/`` holds ``config.yaml``, ``checkpoints/step_*.safetensors``, ``metrics.jsonl``,
+``tensorboard/``, ``samples/epoch_XXXX.png``, ``figures/*.png``, ``eval.json`` and ``train.log``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.config import Config, config_from_dict
+from genlab.errors import CheckpointError, GenlabError
+from genlab.train.checkpoint import list_checkpoints, load_checkpoint
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """Newest complete checkpoint of a run; a clear error if there is none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GenlabError(f"run directory not found: {run_dir}")
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir} has no checkpoints (expected {run_dir}/checkpoints/step_*.safetensors); "
+                              "train it first with `genlab train`")
+    return found[-1]
+
+
+def load_state_into(model: torch.nn.Module, state: dict[str, Any], path: Path, family: str) -> None:
+    """Load a checkpoint's weights into ``model``; another family or shape is a :class:`CheckpointError`."""
+    if state.get("family") != family:
+        raise CheckpointError(f"{path} holds a '{state.get('family')}' model; this config trains '{family}'")
+    saved, own = state["model"], model.state_dict()
+    missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not fit this architecture: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for key, tensor in own.items():
+        if saved[key].shape != tensor.shape:
+            raise CheckpointError(f"{path}: '{key}' has shape {tuple(saved[key].shape)} in the checkpoint "
+                                  f"but {tuple(tensor.shape)} in this model (different config?)")
+    model.load_state_dict(saved)
+
+
+def load_run(run_dir: Path, device: str | torch.device = "cpu"):
+    """``(config, model in eval mode, checkpoint state)`` of a run's newest checkpoint."""
+    from genlab.models import build_model
+
+    path = latest_checkpoint(run_dir)
+    state = load_checkpoint(path)
+    try:
+        config: Config = config_from_dict(state["config"])
+    except GenlabError as exc:
+        raise CheckpointError(f"{path}: its stored config is not valid for this genlab version: {exc}") from None
+    config.train.device = "cpu"
+    model = build_model(config)
+    load_state_into(model, state, path, config.model.family)
+    return config, model.to(device).eval(), state

@@ -1,0 +1,1 @@
+"""The training loop, checkpoints, logging and distributed helpers shared by every family."""

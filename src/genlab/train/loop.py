@@ -1,0 +1,338 @@
+"""The one training loop, shared by every family.
+
+Epochs of shuffled batches with a progress bar; per-epoch train and test losses to
+``metrics.jsonl`` and TensorBoard; a sample grid per epoch; atomic checkpoints at the end of each
+epoch (and every ``train.checkpoint_every_steps`` steps); exact resume from any checkpoint, even
+one written in the middle of an epoch; SIGINT/SIGTERM finish the step, checkpoint and exit;
+non-finite losses stop the run (or skip the step) with a message naming the step.
+
+Exactness: all randomness of a step comes from the global torch RNG (dropout) and the model's
+:class:`~genlab.train.noise.SharedNoise`; both are checkpointed. Test losses and sample grids run
+with their own fixed generators inside ``torch.random.fork_rng``, so they never shift training.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from genlab.config import Config
+from genlab.data.datasets import ImageTensors, epoch_batches, iterate_eval_batches, load_split, make_batch
+from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
+from genlab.models import build_model
+from genlab.models.base import GenerativeModel, NonFiniteLoss
+from genlab.runs import load_state_into
+from genlab.train.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from genlab.train.distributed import DistContext
+from genlab.train.logging import RunLogger
+from genlab.train.noise import SharedNoise
+from genlab.viz.grids import save_image_grid
+
+log = logging.getLogger("genlab")
+
+#: seeds of the generators used for test losses and sample grids (offset from config.seed)
+EVAL_SEED_OFFSET, SAMPLE_SEED_OFFSET = 1_000_003, 2_000_003
+
+
+class Interrupted(GenlabError):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint."""
+
+
+@dataclass
+class LoopState:
+    """Where training stands; checkpointed so a resumed run continues exactly."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches completed in the current epoch
+    step: int = 0  # optimisation steps completed overall
+    sums: dict[str, float] = field(default_factory=dict)  # this epoch's loss sums (image-weighted)
+    count: float = 0.0  # images in those sums
+    skipped_steps: int = 0
+    world_size: int = 1
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag that the loop checks between steps (second SIGINT: default action)."""
+
+    def __init__(self):
+        self.requested = False
+        self.signal_name = ""
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested, self.signal_name = True, signal.Signals(signum).name
+        log.warning("%s received: finishing this step, then writing a checkpoint", self.signal_name)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: bool) -> None:
+    """Create ``run_dir``; refuse to train over an existing run unless resuming or overwriting."""
+    run_dir = Path(run_dir)
+    saved = run_dir / "config.yaml"
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        if not overwrite:
+            raise GenlabError(f"run directory {run_dir} already holds a run; pass --resume to continue it, "
+                              "--overwrite to start again, or --run-dir for a new one")
+        for name in ("checkpoints", "tensorboard", "samples", "figures"):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        for name in ("metrics.jsonl", "eval.json", "train.log", "config.yaml"):
+            (run_dir / name).unlink(missing_ok=True)
+    if resume and saved.is_file():
+        _check_same_experiment(yaml.safe_load(saved.read_text()), config.to_dict(), saved)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(config.to_yaml())
+
+
+def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
+    """A resumed run may only change bookkeeping keys (epochs, progress, checkpoint cadence, threads)."""
+    free = {"train.epochs", "train.progress", "train.checkpoint_every_steps", "train.keep_checkpoints",
+            "train.num_threads", "train.sample_every_epochs", "eval"}
+    diffs = []
+
+    def walk(a, b, prefix):
+        if prefix in free or prefix.split(".")[0] in free:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+        elif a != b:
+            diffs.append(f"{prefix}: {a!r} -> {b!r}")
+
+    walk(old, new, "")
+    if diffs:
+        raise GenlabError(f"--resume with a different experiment than {path}: " + "; ".join(diffs[:5])
+                          + " (only train.epochs and bookkeeping keys may change)")
+
+
+class Trainer:
+    """Runs one experiment in ``run_dir``. Use :func:`train`."""
+
+    def __init__(self, config: Config, run_dir: Path, ctx: DistContext):
+        self.config, self.run_dir, self.ctx = config, Path(run_dir), ctx
+        self.train_data: ImageTensors = load_split(config.data, "train")
+        self.test_data: ImageTensors | None = load_split(config.data, "test")
+        torch.manual_seed(config.seed + ctx.rank)
+        self.model: GenerativeModel = build_model(config).to(ctx.device)
+        self.noise = SharedNoise(config.seed, ctx.rank, ctx.world_size)
+        self.model.noise = self.noise
+        self.state = LoopState(world_size=ctx.world_size)
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (collective: call on every rank)."""
+        sums = dict(zip(self.state.sums, self.ctx.all_reduce_sum(list(self.state.sums.values()))))
+        count = self.ctx.all_reduce_sum([self.state.count])[0]
+        torch_states = self.ctx.gather_objects(torch.get_rng_state())
+        loop = asdict(self.state) | {"sums": sums, "count": count, "world_size": self.ctx.world_size}
+        return {
+            "family": self.config.model.family,
+            "config": self.config.to_dict(),
+            "loop": loop,
+            "model": self.model.state_dict(),
+            "optimizers": {n: o.state_dict() for n, o in self.model.optimizers().items()},
+            "schedulers": {n: s.state_dict() for n, s in self.model.schedulers().items()},
+            "rng": {"noise": self.noise.get_state(), "torch": torch_states},
+        }
+
+    def save(self) -> None:
+        state = self.checkpoint_state()
+        if self.ctx.is_main:
+            path = save_checkpoint(checkpoint_path(self.run_dir, self.state.step), state)
+            prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
+            log.info("checkpoint %s", path)
+        self.ctx.barrier()
+
+    def restore(self) -> bool:
+        """Load the newest complete checkpoint; False if there is none."""
+        for path in reversed(list_checkpoints(self.run_dir)):
+            try:
+                state = load_checkpoint(path)
+            except CheckpointError as exc:
+                log.warning("skipping unreadable checkpoint: %s", exc)
+                continue
+            load_state_into(self.model, state, path, self.config.model.family)
+            for name, opt in self.model.optimizers().items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in self.model.schedulers().items():
+                sched.load_state_dict(state["schedulers"][name])
+            loop = state["loop"]
+            same_world = loop["world_size"] == self.ctx.world_size
+            self.state = LoopState(**{**loop, "world_size": self.ctx.world_size})
+            if not same_world:
+                # The saved epoch order was sharded for another world size; start the next epoch.
+                if self.state.batch:
+                    log.warning("checkpoint was written by %d processes mid-epoch; resuming at the next epoch "
+                                "boundary with %d", loop["world_size"], self.ctx.world_size)
+                    self.state.epoch, self.state.batch, self.state.sums, self.state.count = self.state.epoch + 1, 0, {}, 0.0
+            if self.ctx.rank != 0:
+                self.state.sums, self.state.count = {k: 0.0 for k in self.state.sums}, 0.0
+            self.noise.set_state(state["rng"]["noise"])
+            torch_states = state["rng"]["torch"]
+            if same_world:
+                torch.set_rng_state(torch_states[self.ctx.rank])
+            else:
+                torch.manual_seed(self.config.seed + 7919 * self.state.step + self.ctx.rank)
+            log.info("resumed from %s (epoch %d, step %d)", path, self.state.epoch, self.state.step)
+            return True
+        return False
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> None:
+        cfg, ctx = self.config, self.ctx
+        logger = RunLogger(self.run_dir, ctx.is_main, self.state.step)
+        if ctx.distributed:
+            self.model.wrap_networks(ctx.ddp_wrapper())
+        try:
+            with _StopRequest() as stop:
+                for epoch in range(self.state.epoch, cfg.train.epochs):
+                    self._train_epoch(epoch, stop, logger)
+        finally:
+            logger.close()
+
+    def _train_epoch(self, epoch: int, stop: _StopRequest, logger: RunLogger) -> None:
+        cfg, ctx, st = self.config, self.ctx, self.state
+        batches = epoch_batches(len(self.train_data), cfg.train.batch_size, seed=cfg.seed, epoch=epoch,
+                                rank=ctx.rank, world_size=ctx.world_size, drop_last=self.model.drop_last)
+        self.model.train()
+        started, images = time.perf_counter(), 0
+        bar = tqdm(total=len(batches), initial=st.batch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                   disable=not (ctx.is_main and cfg.train.progress), dynamic_ncols=True, leave=False)
+        for b in range(st.batch, len(batches)):
+            batch = make_batch(self.train_data, batches[b], cfg.data, ctx.device, self.noise)
+            n = len(batches[b])
+            try:
+                out = self.model.train_step(batch, st.step)
+            except NonFiniteLoss as exc:
+                if cfg.train.on_nonfinite == "stop":
+                    raise TrainingDiverged(
+                        f"training diverged at step {st.step + 1} (epoch {epoch + 1}, batch {b + 1}): {exc}. "
+                        f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; lower train.lr, "
+                        "or set train.on_nonfinite=skip to skip such steps") from None
+                st.skipped_steps += 1
+                log.warning("step %d: %s; step skipped (train.on_nonfinite=skip)", st.step + 1, exc)
+                out = {}
+            for key, value in out.items():
+                st.sums[key] = st.sums.get(key, 0.0) + value * n
+            st.count += n if out else 0
+            st.step, st.batch, images = st.step + 1, b + 1, images + n
+            bar.update(1)
+            if out:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in list(out.items())[:4]}, refresh=False)
+            every = cfg.train.checkpoint_every_steps
+            if every and st.step % every == 0 and st.batch < len(batches):
+                self.save()
+            if ctx.any(stop.requested):
+                self.save()
+                raise Interrupted(f"stopped by {stop.signal_name or 'a signal'} at step {st.step} "
+                                  f"(epoch {epoch + 1}); continue with the same command plus --resume")
+        bar.close()
+        seconds = time.perf_counter() - started
+        totals = ctx.all_reduce_sum([*st.sums.values(), st.count, float(images)])
+        count, images_all = totals[-2], totals[-1]
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": st.step}
+        record |= {f"train/{k}": s / max(count, 1.0) for k, s in zip(st.sums, totals)}
+        record |= {f"test/{k}": v for k, v in self.evaluate().items()}
+        record |= {"time/epoch_s": seconds, "time/images_per_s": images_all / max(seconds, 1e-9)}
+        if st.skipped_steps:
+            record["skipped_steps"] = st.skipped_steps
+        logger.record(record)
+        if ctx.is_main:
+            log.info("epoch %d/%d  %s", epoch + 1, cfg.train.epochs,
+                     "  ".join(f"{k}={v:.4g}" for k, v in record.items() if "/" in k and not k.startswith("time")))
+            if (epoch + 1) % cfg.train.sample_every_epochs == 0 or epoch + 1 == cfg.train.epochs:
+                self.write_samples(self.run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
+        st.epoch, st.batch, st.sums, st.count = epoch + 1, 0, {}, 0.0
+        self.save()
+
+    def _fork_rng(self):
+        devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Image-weighted mean test losses over the whole test split (all ranks share the work)."""
+        if self.test_data is None:
+            return {}
+        cfg, ctx = self.config, self.ctx
+        generator = torch.Generator().manual_seed(cfg.seed + EVAL_SEED_OFFSET)
+        sums: dict[str, float] = {}
+        count = 0
+        self.model.eval()
+        with self._fork_rng():
+            for index in iterate_eval_batches(self.test_data, cfg.eval.batch_size, ctx.rank, ctx.world_size):
+                batch = make_batch(self.test_data, index, cfg.data, ctx.device, generator)
+                for key, value in self.model.eval_step(batch, generator).items():
+                    sums[key] = sums.get(key, 0.0) + value * len(index)
+                count += len(index)
+        self.model.train()
+        totals = ctx.all_reduce_sum([*sums.values(), float(count)])
+        return {k: s / max(totals[-1], 1.0) for k, s in zip(sums, totals)}
+
+    @torch.no_grad()
+    def write_samples(self, path: Path, n: int = 100) -> None:
+        """A fixed-noise 10×10 grid (one row per class for conditional models)."""
+        self.model.eval()
+        with self._fork_rng():
+            generator = torch.Generator().manual_seed(self.config.seed + SAMPLE_SEED_OFFSET)
+            classes = self.model.num_classes
+            cond = torch.arange(n) // (n // classes) % classes if classes else None
+            images = self.model.sample(n, cond=cond, generator=generator).float().cpu()
+        self.model.train()
+        save_image_grid(images, path, nrow=10)
+
+
+def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train ``config`` in ``run_dir`` (resuming from its newest checkpoint if ``resume``)."""
+    ctx = DistContext.start(config.train.device)
+    try:
+        if config.train.num_threads:
+            torch.set_num_threads(config.train.num_threads)
+        if ctx.is_main:
+            prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
+        ctx.barrier()
+        _log_to_file(Path(run_dir) / "train.log", ctx.is_main)
+        trainer = Trainer(config, run_dir, ctx)
+        if resume and not trainer.restore() and ctx.is_main:
+            log.info("no checkpoint in %s yet; starting from step 0", run_dir)
+        if ctx.is_main:
+            counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
+            log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
+                     counts, len(trainer.train_data), ctx.world_size, ctx.device)
+        trainer.fit()
+        return Path(run_dir)
+    finally:
+        ctx.close()
+
+
+def _log_to_file(path: Path, enabled: bool) -> None:
+    if not enabled:
+        return
+    for handler in list(log.handlers):
+        if isinstance(handler, logging.FileHandler):
+            log.removeHandler(handler)
+            handler.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
