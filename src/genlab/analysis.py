@@ -1,1 +1,0 @@
-"""Family analyses written after training (placeholder registry, filled below)."""

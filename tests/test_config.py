@@ -1,0 +1,75 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genlab.config import apply_overrides, load_config, read_yaml
+from genlab.errors import ConfigError
+from conftest import CONFIGS
+
+
+def test_overrides_reach_typed_fields():
+    cfg = load_config(CONFIGS / "vae-mnist.yaml", ["train.epochs=1", "data.limit=512", "model.latent_dim=16", "seed=3"])
+    assert (cfg.train.epochs, cfg.data.limit, cfg.model.latent_dim, cfg.seed) == (1, 512, 16, 3)
+    assert cfg.name == "vae-mnist"
+    assert cfg.model.conv_channels == [32, 64, 128]  # from the seed preset
+
+
+def test_int_is_accepted_for_float_and_list_for_list():
+    cfg = load_config(CONFIGS / "vae-mnist.yaml", ["train.lr=1", "model.encoder_hidden=[8, 4]"])
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.model.encoder_hidden == [8, 4]
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.bogus=3", ["model.bogus", "latent_dim"]),
+    ("trian.epochs=3", ["trian", "train"]),
+    ("train.epochs=three", ["train.epochs", "'three'", "integer"]),
+    ("train.epochs=1.5", ["train.epochs", "integer"]),
+    ("train.lr=-1", ["train.lr", "-1", "> 0"]),
+    ("train.batch_size=0", ["train.batch_size", ">= 1"]),
+    ("train.precision=fp8", ["train.precision", "'fp32'", "'bf16'"]),
+    ("data.image_size=30", ["data.image_size", "30", "multiple of 4"]),
+    ("model.family=diffusion", ["model.family", "diffusion", "vae"]),
+    ("model.dropout=1.0", ["model.dropout", "[0, 1)"]),
+    ("model.preset=huge", ["model.preset", "seed", "large"]),
+    ("train.epochs", ["key=value"]),
+    ("train.epochs.x=1", ["train.epochs", "not a section"]),
+])
+def test_bad_values_name_key_value_and_allowed(override, words):
+    from genlab.models import build_model
+
+    with pytest.raises(ConfigError) as err:
+        build_model(load_config(CONFIGS / "vae-mnist.yaml", [override]))
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        read_yaml(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_yaml(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        read_yaml(bad)
+
+
+def test_apply_overrides_does_not_mutate_input():
+    data = {"train": {"epochs": 3}}
+    out = apply_overrides(data, ["train.epochs=5", "new.key=x"])
+    assert data == {"train": {"epochs": 3}} and out["train"]["epochs"] == 5 and out["new"]["key"] == "x"
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(["seed", "train.epochs", "train.lr", "train.batch_size", "data.limit", "model.latent_dim",
+                            "model.beta", "data.binarize", "model.encoder_hidden", "train.precision", "x.y", "model"]),
+       raw=st.one_of(st.text(max_size=12), st.integers(-5, 5).map(str), st.floats(allow_nan=True).map(str),
+                     st.lists(st.integers(-3, 300), max_size=3).map(str)))
+def test_any_override_is_accepted_or_a_config_error(key, raw):
+    """Property: a user-typed override never produces anything but a valid config or a ConfigError."""
+    try:
+        load_config(CONFIGS / "vae-mnist.yaml", [f"{key}={raw}"])
+    except ConfigError as exc:
+        assert str(exc)

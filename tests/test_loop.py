@@ -1,0 +1,95 @@
+"""The training loop: outputs, exact resume (epoch and mid-epoch), refusals, non-finite losses."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from genlab.errors import GenlabError, TrainingDiverged
+from genlab.models.base import GenerativeModel
+from genlab.train.checkpoint import list_checkpoints
+from genlab.train.loop import train
+from conftest import tiny_config
+
+
+def weights(run_dir):
+    with safe_open(str(list_checkpoints(run_dir)[-1]), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys() if k.startswith("s.model.")}
+
+
+def losses(run_dir):
+    keep = lambda r: {k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+    return [keep(json.loads(line)) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def test_run_directory_contents(tmp_path):
+    run = train(tiny_config("cvae-mnist", "train.epochs=2"), tmp_path / "run")
+    assert (run / "config.yaml").is_file()
+    assert [p.name for p in list_checkpoints(run)] == ["step_000000004.safetensors", "step_000000008.safetensors"]
+    records = losses(run)
+    assert [r["epoch"] for r in records] == [1, 2]
+    for key in ("train/recon", "train/kl", "train/loss", "test/recon", "test/kl", "test/loss"):
+        assert all(r[key] > 0 for r in records), key
+    assert (run / "samples" / "epoch_0001.png").is_file() and (run / "samples" / "epoch_0002.png").is_file()
+    assert any((run / "tensorboard").iterdir())
+
+
+def test_resume_after_an_epoch_equals_uninterrupted(tmp_path):
+    full = train(tiny_config("vae-mnist", "train.epochs=3"), tmp_path / "full")
+    part = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "part")
+    train(tiny_config("vae-mnist", "train.epochs=3"), part, resume=True)
+    assert losses(part) == losses(full)
+    assert_same_weights(part, full)
+
+
+def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
+    """Checkpoints every step; dropping the newest ones simulates a kill in the middle of epoch 2."""
+    extra = ("train.epochs=2", "train.checkpoint_every_steps=1", "train.keep_checkpoints=100", "model.dropout=0.3")
+    full = train(tiny_config("vae-mnist", *extra), tmp_path / "full")
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    for ckpt in list_checkpoints(part)[6:]:  # keep steps 1..6: epoch 2, batch 2 of 4
+        ckpt.unlink()
+    train(tiny_config("vae-mnist", *extra), part, resume=True)
+    assert losses(part) == losses(full)
+    assert_same_weights(part, full)
+
+
+def test_existing_run_is_not_overwritten_silently(tmp_path):
+    run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "run")
+    with pytest.raises(GenlabError, match="--resume"):
+        train(tiny_config("vae-mnist", "train.epochs=1"), run)
+    with pytest.raises(GenlabError, match="model.latent_dim"):
+        train(tiny_config("vae-mnist", "train.epochs=2", "model.latent_dim=3"), run, resume=True)
+    train(tiny_config("vae-mnist", "train.epochs=1", "seed=5"), run, overwrite=True)
+    assert len(losses(run)) == 1
+
+
+def test_nonfinite_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    original = GenerativeModel.step_optimizer
+
+    def poisoned(self, name, loss, scaler=None):
+        if self._poison_at == 6:
+            loss = loss * float("nan")
+        self._poison_at += 1
+        return original(self, name, loss)
+
+    monkeypatch.setattr(GenerativeModel, "_poison_at", 1, raising=False)
+    monkeypatch.setattr(GenerativeModel, "step_optimizer", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"step 6 \(epoch 2, batch 2\).*'vae' is nan"):
+        train(tiny_config("vae-mnist", "train.epochs=2"), tmp_path / "run")
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_000000004.safetensors"]
+
+    monkeypatch.setattr(GenerativeModel, "_poison_at", 1, raising=False)
+    run = train(tiny_config("vae-mnist", "train.epochs=2", "train.on_nonfinite=skip"), tmp_path / "skip")
+    assert losses(run)[-1]["skipped_steps"] == 1
+    assert all(torch.isfinite(w).all() for w in weights(run).values())

@@ -1,0 +1,76 @@
+import math
+
+import pytest
+import torch
+
+from genlab.models import build_model
+from genlab.models.vae_losses import bernoulli_nll, gaussian_kl, gaussian_log_prob, iwae_bound, reparameterize
+from genlab.train.noise import SharedNoise
+from conftest import CONFIGS, tiny_config
+from genlab.config import load_config
+
+
+@pytest.mark.parametrize("name, counts", [
+    ("vae-mnist", {"encoder": 495_252, "decoder": 648_001}),
+    ("cvae-mnist", {"encoder": 504_164, "decoder": 321_665}),
+])
+def test_seed_preset_matches_the_seed_tables(name, counts):
+    assert build_model(load_config(CONFIGS / f"{name}.yaml")).parameter_counts() == counts
+
+
+def test_shapes_and_ranges():
+    model = build_model(tiny_config("cvae-mnist")).eval()
+    x = torch.rand(5, 1, 28, 28)
+    y = torch.arange(5)
+    mu, logvar = model.encode(x, y)
+    assert mu.shape == logvar.shape == (5, 2)
+    assert model.decode(mu, y).shape == (5, 1, 28, 28)
+    s = model.sample(7, cond=torch.full((7,), 3), generator=torch.Generator().manual_seed(0))
+    assert s.shape == (7, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
+
+
+def test_bernoulli_nll_matches_manual_formula():
+    logits, x = torch.randn(3, 1, 4, 4), torch.randint(0, 2, (3, 1, 4, 4)).float()
+    p = torch.sigmoid(logits)
+    manual = -(x * p.log() + (1 - x) * (1 - p).log()).flatten(1).sum(1)
+    torch.testing.assert_close(bernoulli_nll(logits, x), manual, rtol=1e-5, atol=1e-4)
+
+
+def test_analytic_kl_matches_monte_carlo():
+    mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.3, -0.7]])
+    z = reparameterize(mu.expand(200_000, 2), logvar.expand(200_000, 2), torch.randn(200_000, 2, generator=torch.Generator().manual_seed(0)))
+    mc = (gaussian_log_prob(z, mu, logvar) - gaussian_log_prob(z, torch.zeros(2), torch.zeros(2))).mean()
+    assert abs(float(gaussian_kl(mu, logvar)) - float(mc)) < 0.01
+    assert float(gaussian_kl(torch.zeros(1, 4), torch.zeros(1, 4))) == 0.0
+
+
+def test_iwae_bound_is_logmeanexp():
+    w = torch.log(torch.tensor([[1.0], [3.0]]))
+    assert float(iwae_bound(w)) == pytest.approx(math.log(2.0))
+
+
+def test_loss_falls_on_a_tiny_overfit():
+    cfg = tiny_config("vae-mnist", "train.lr=0.003", "data.binarize=none")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.noise = SharedNoise(0)
+    from genlab.data.datasets import load_split, make_batch
+
+    data = load_split(cfg.data, "train")
+    batch = make_batch(data, torch.arange(32), cfg.data, torch.device("cpu"))
+    losses = [model.train_step(batch, step)["loss"] for step in range(60)]
+    assert losses[-1] < 0.7 * losses[0]
+    assert all(math.isfinite(v) for v in losses)
+
+
+def test_beta_weights_the_kl_term():
+    cfg = tiny_config("vae-mnist", "model.beta=0")
+    model = build_model(cfg)
+    out = model.losses(torch.rand(4, 1, 28, 28).round(), None, torch.zeros(4, 2))
+    torch.testing.assert_close(out["loss"], out["recon"])
+
+
+def test_cvae_needs_labels():
+    model = build_model(tiny_config("cvae-mnist"))
+    with pytest.raises(ValueError, match="labels"):
+        model.encode(torch.rand(2, 1, 28, 28))
