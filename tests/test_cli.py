@@ -1,0 +1,74 @@
+"""The command line as users call it (in-process with typer's runner, plus one real subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from genlab.cli import app, main
+from conftest import CONFIGS, TINY
+
+runner = CliRunner()
+
+
+def genlab(*args):
+    """Run ``genlab ARGS`` through main() (so GenlabError → exit 2) and return (exit code, output)."""
+    import genlab.cli as cli
+
+    result = runner.invoke(cli.app, list(args), standalone_mode=True, catch_exceptions=True)
+    exc = result.exception
+    if exc is not None and not isinstance(exc, SystemExit):
+        from genlab.errors import GenlabError
+
+        if isinstance(exc, GenlabError):
+            return 2, str(exc)
+        raise exc
+    return result.exit_code, result.output
+
+
+def test_info_prints_each_network_with_its_count():
+    code, out = genlab("info", str(CONFIGS / "vae-mnist.yaml"))
+    assert code == 0 and "495,252" in out and "648,001" in out and "1,143,253" in out
+
+
+def test_train_sample_eval_round_trip(tmp_path):
+    run = tmp_path / "run"
+    code, out = genlab("train", str(CONFIGS / "cvae-mnist.yaml"), *TINY, "train.epochs=1", "--run-dir", str(run))
+    assert code == 0, out
+    assert {"loss_curves.png", "latent_scatter.png", "reconstructions.png", "class_grid.png",
+            "interpolations.png"} <= {p.name for p in (run / "figures").iterdir()}
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    for path, seed in ((a, 1), (b, 1), (c, 2)):
+        code, out = genlab("sample", str(run), "--n", "16", "--seed", str(seed), "--label", "3", "-o", str(path))
+        assert code == 0, out
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    code, out = genlab("sample", str(run), "--n", "4", "--label", "12", "-o", str(a))
+    assert code == 2 and "0..9" in out
+    code, out = genlab("eval", str(run), "eval.iw_samples=4", "eval.nll_images=8", "eval.num_samples=20")
+    assert code == 0, out
+    result = json.loads((run / "eval.json").read_text())["metrics"]
+    assert result["test/elbo_images"] == 10000 and result["test/nll_iw_samples"] == 4
+    assert 0 < result["test/nll"] < 800 and 0 <= result["conditional_accuracy"] <= 1
+    code, out = genlab("eval", str(run), "train.lr=1")
+    assert code == 2 and "eval.*" in out
+
+
+def test_user_mistakes_exit_2_with_a_message_and_no_traceback(tmp_path):
+    cases = [
+        (["train", str(CONFIGS / "vae-mnist.yaml"), "model.bogus=1"], "model.bogus"),
+        (["info", str(tmp_path / "missing.yaml")], "not found"),
+        (["sample", str(tmp_path / "no-run"), "-o", str(tmp_path / "x.png")], "not found"),
+    ]
+    for args, words in cases:
+        proc = subprocess.run([sys.executable, "-m", "genlab", *args], capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_explains_every_option():
+    code, out = genlab("train", "--help")
+    assert code == 0
+    for option in ("--run-dir", "--resume", "--overwrite", "train.epochs=1"):
+        assert option in out
