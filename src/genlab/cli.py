@@ -7,6 +7,7 @@ Every user mistake (bad config key, missing run, corrupt checkpoint or image) is
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -44,13 +45,12 @@ def train(
 ) -> None:
     """Train a model; checkpoints, metrics, samples and figures go to the run directory."""
     from genlab.config import load_config
-    from genlab.train.distributed import DistContext
     from genlab.train.loop import train as run_training
 
     cfg = load_config(config, overrides or [])
     out = run_dir or Path("runs") / cfg.name
     run_training(cfg, out, resume=resume, overwrite=overwrite)
-    if figures and DistContext.start("cpu").is_main:
+    if figures and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes figures
         from genlab.analysis import write_figures
 
         for path in write_figures(out):

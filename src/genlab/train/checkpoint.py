@@ -82,6 +82,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
+        if os.environ.get("GENLAB_TEST_KILL_IN_CHECKPOINT") == path.name:
+            _kill_halfway(f, data)  # test hook: SIGKILL this process halfway through the write
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -92,6 +94,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def _kill_halfway(f, data: bytes) -> None:
+    import signal
+
+    f.write(data[: len(data) // 2])
+    f.flush()
+    os.fsync(f.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -106,7 +106,9 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
 
 def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
     """A resumed run may only change bookkeeping keys (epochs, progress, checkpoint cadence, threads)."""
-    free = {"train.epochs", "train.progress", "train.checkpoint_every_steps", "train.keep_checkpoints",
+    # train.batch_size is per process: it may change with the number of processes, and
+    # Trainer.restore checks that the global batch stays the same.
+    free = {"train.epochs", "train.batch_size", "train.progress", "train.checkpoint_every_steps", "train.keep_checkpoints",
             "train.num_threads", "train.sample_every_epochs", "eval"}
     diffs = []
 
@@ -177,6 +179,13 @@ class Trainer:
             for name, sched in self.model.schedulers().items():
                 sched.load_state_dict(state["schedulers"][name])
             loop = state["loop"]
+            saved_batch = state["config"]["train"]["batch_size"]
+            if saved_batch * loop["world_size"] != self.config.train.batch_size * self.ctx.world_size:
+                raise GenlabError(
+                    f"{path} was trained with a global batch of {saved_batch * loop['world_size']} "
+                    f"({loop['world_size']} process(es) × train.batch_size={saved_batch}); this run has "
+                    f"{self.ctx.world_size} × {self.config.train.batch_size}. Set train.batch_size="
+                    f"{saved_batch * loop['world_size'] // self.ctx.world_size} to resume it")
             same_world = loop["world_size"] == self.ctx.world_size
             self.state = LoopState(**{**loop, "world_size": self.ctx.world_size})
             if not same_world:
