@@ -53,6 +53,8 @@ def main() -> None:
     data = load_split(cfg.data, "train")
     model = build_model(cfg)
     model.noise = SharedNoise(0)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
     reference = build_model(load_config(args.config, [f"train.batch_size={args.batch_size}"]))
     encoder, decoder = reference.encoder, reference.decoder
     optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
@@ -65,7 +67,9 @@ def main() -> None:
     def genlab_block():
         nonlocal step
         for b in batches:
-            model.train_step(make_batch(data, b, cfg.data, torch.device("cpu"), model.noise), step)
+            batch = make_batch(data, b, cfg.data, torch.device("cpu"), model.noise)
+            batch["image"] = batch["image"].contiguous(memory_format=layout)
+            model.train_step(batch, step)
             step += 1
 
     def plain_block():

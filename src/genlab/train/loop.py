@@ -136,6 +136,8 @@ class Trainer:
         self.test_data: ImageTensors | None = load_split(config.data, "test")
         torch.manual_seed(config.seed + ctx.rank)
         self.model: GenerativeModel = build_model(config).to(ctx.device)
+        self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.noise = SharedNoise(config.seed, ctx.rank, ctx.world_size)
         self.model.noise = self.noise
         self.state = LoopState(world_size=ctx.world_size)
@@ -229,6 +231,7 @@ class Trainer:
                    disable=not (ctx.is_main and cfg.train.progress), dynamic_ncols=True, leave=False)
         for b in range(st.batch, len(batches)):
             batch = make_batch(self.train_data, batches[b], cfg.data, ctx.device, self.noise)
+            batch["image"] = batch["image"].contiguous(memory_format=self.memory_format)
             n = len(batches[b])
             try:
                 out = self.model.train_step(batch, st.step)

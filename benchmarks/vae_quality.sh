@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Issue 2 quality targets: seed 2-D VAE NLL, CVAE conditional accuracy, 32-D VAE NLL.
+# Each line is the exact command whose numbers BENCHMARKS.md reports. EPOCHS_* override lengths.
+# Runs two trainings at a time with one thread each (2-core machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+E2=${EPOCHS_2D:-10}; EC=${EPOCHS_CVAE:-6}; E32=${EPOCHS_32D:-6}
+EVAL="eval.iw_samples=1000 eval.nll_images=200"
+(
+  python -m genlab train configs/vae-mnist.yaml train.epochs=$E2 train.num_threads=1 train.progress=false --run-dir runs/bench-vae-2d --overwrite
+  python -m genlab eval runs/bench-vae-2d $EVAL
+) > runs/bench-vae-2d.log 2>&1 &
+(
+  python -m genlab train configs/cvae-mnist.yaml train.epochs=$EC train.num_threads=1 train.progress=false --run-dir runs/bench-cvae-2d --overwrite
+  python -m genlab eval runs/bench-cvae-2d $EVAL
+  python -m genlab train configs/vae-mnist-32d.yaml train.epochs=$E32 train.num_threads=1 train.progress=false --run-dir runs/bench-vae-32d --overwrite
+  python -m genlab eval runs/bench-vae-32d $EVAL
+) > runs/bench-cvae-then-32d.log 2>&1 &
+wait
