@@ -20,7 +20,7 @@ def weights(run_dir):
 
 
 def losses(run_dir):
-    keep = lambda r: {k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+    keep = lambda r: {k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))}  # noqa: E731
     return [keep(json.loads(line)) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 

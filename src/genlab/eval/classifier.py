@@ -105,6 +105,9 @@ def train_classifier(
     floating-point differences between thread counts. Returns the model in eval mode.
     4 epochs on the 60k MNIST images reach about 99.5% test accuracy.
     """
+    if epochs < 1 or batch_size < 1 or len(images_u8) == 0:
+        raise ConfigError(f"evaluator training needs epochs >= 1, batch_size >= 1 and images; got "
+                          f"epochs={epochs}, batch_size={batch_size}, {len(images_u8)} images")
     num_classes = max(10, int(labels.max()) + 1)
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(images_u8) / batch_size)

@@ -265,7 +265,8 @@ class Trainer:
         record: dict[str, Any] = {"epoch": epoch + 1, "step": st.step}
         record |= {f"train/{k}": s / max(count, 1.0) for k, s in zip(st.sums, totals)}
         record |= {f"test/{k}": v for k, v in self.evaluate().items()}
-        record |= {"time/epoch_s": seconds, "time/images_per_s": images_all / max(seconds, 1e-9)}
+        record |= {"time/epoch_s": seconds, "time/images_per_s": images_all / max(seconds, 1e-9),
+                   "memory/peak_rss_mb": peak_rss_mb()}
         if st.skipped_steps:
             record["skipped_steps"] = st.skipped_steps
         logger.record(record)
@@ -335,6 +336,13 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         return Path(run_dir)
     finally:
         ctx.close()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _log_to_file(path: Path, enabled: bool) -> None:
