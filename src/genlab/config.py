@@ -62,6 +62,7 @@ class TrainConfig:
     lr: float = 1e-3
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (CPU and CUDA)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA if available, else CPU
+    sync_batchnorm: bool = False  # with several processes on GPUs: BatchNorm statistics over the global batch
     channels_last: bool = True  # NHWC memory layout for convolutions (about 1.3x faster on a 2-core CPU)
     sample_every_epochs: int = 1
     checkpoint_every_steps: int = 0  # 0: only at the end of each epoch

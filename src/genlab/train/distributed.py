@@ -78,15 +78,23 @@ class DistContext:
         if self.distributed:
             dist.barrier()
 
-    def ddp_wrapper(self):
+    def ddp_wrapper(self, sync_batchnorm: bool = False):
         """Function (name, network) → DDP-wrapped network for :meth:`GenerativeModel.wrap_networks`.
 
         ``broadcast_buffers=False``: a network may run several times per step (GAN D on real and
         fake), and re-broadcasting BatchNorm buffers between those calls would be wrong.
+        ``sync_batchnorm`` replaces BatchNorm layers (in place) by SyncBatchNorm, which PyTorch
+        implements for GPUs only.
         """
+        if sync_batchnorm and self.device.type == "cpu":
+            raise ConfigError("config key 'train.sync_batchnorm': got true, but SyncBatchNorm needs GPUs "
+                              "(PyTorch has no CPU implementation); allowed on CPU: false")
+
         def wrap(name: str, net: nn.Module) -> nn.Module:
             if not any(p.requires_grad for p in net.parameters()):
                 return net
+            if sync_batchnorm:
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
             ids = [self.device.index] if self.device.type == "cuda" else None
             return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
         return wrap

@@ -213,7 +213,7 @@ class Trainer:
         cfg, ctx = self.config, self.ctx
         logger = RunLogger(self.run_dir, ctx.is_main, self.state.step)
         if ctx.distributed:
-            self.model.wrap_networks(ctx.ddp_wrapper())
+            self.model.wrap_networks(ctx.ddp_wrapper(cfg.train.sync_batchnorm))
         try:
             with _StopRequest() as stop:
                 for epoch in range(self.state.epoch, cfg.train.epochs):
