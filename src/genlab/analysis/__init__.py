@@ -17,7 +17,10 @@ from genlab.viz.plots import plot_loss_curves
 FIGURES: dict[str, Callable] = {"vae": write_vae_figures, "cvae": write_vae_figures}
 
 #: model.family → loss keys whose train/test curves are plotted
-LOSS_KEYS: dict[str, list[str]] = {"vae": ["recon", "kl", "loss"], "cvae": ["recon", "kl", "loss"]}
+LOSS_KEYS: dict[str, list[str]] = {"vae": ["recon", "kl", "loss"], "cvae": ["recon", "kl", "loss"],
+                                    "gan": ["d_loss", "g_loss", "d_real", "d_fake"]}
+#: model.family → y-axis label of the loss curves
+LOSS_UNITS: dict[str, str] = {"vae": "nats / image", "cvae": "nats / image"}
 
 
 def write_figures(run_dir: str | Path) -> list[Path]:
@@ -27,7 +30,7 @@ def write_figures(run_dir: str | Path) -> list[Path]:
     family = config.model.family
     out = run_dir / "figures"
     written = [plot_loss_curves(read_metrics(run_dir), LOSS_KEYS.get(family, ["loss"]), out / "loss_curves.png",
-                                title=f"{family}: train vs test", ylabel="nats / image")]
+                                title=f"{family}: train vs test", ylabel=LOSS_UNITS.get(family))]
     if family in FIGURES:
         written += FIGURES[family](model, config, out)
     return written

@@ -68,10 +68,10 @@ def load_split(data: DataConfig, split: str) -> ImageTensors | None:
             return None
     else:  # unreachable: the config's Literal type allows only the names above
         raise DataError(f"unknown dataset {data.name!r}")
-    out.images = _fit(out.images, data.image_size, data.channels)
     limit = data.limit if split == "train" else data.test_limit
     if limit is not None:
         out.images, out.labels = out.images[:limit], None if out.labels is None else out.labels[:limit]
+    out.images = _fit(out.images, data.image_size, data.channels)
     return out
 
 

@@ -6,11 +6,12 @@ from genlab.config import MODEL_CONFIGS, Config
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel
 from genlab.models.cvae import CVAE, CVAEConfig
+from genlab.models.gan import GAN, GANConfig
 from genlab.models.vae import VAE, VAEConfig
 
 #: model.family → model class
-MODELS: dict[str, type[GenerativeModel]] = {"vae": VAE, "cvae": CVAE}
-MODEL_CONFIGS.update({"vae": VAEConfig, "cvae": CVAEConfig})
+MODELS: dict[str, type[GenerativeModel]] = {"vae": VAE, "cvae": CVAE, "gan": GAN}
+MODEL_CONFIGS.update({"vae": VAEConfig, "cvae": CVAEConfig, "gan": GANConfig})
 
 
 def build_model(config: Config) -> GenerativeModel:

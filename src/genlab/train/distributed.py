@@ -81,8 +81,9 @@ class DistContext:
     def ddp_wrapper(self, sync_batchnorm: bool = False):
         """Function (name, network) → DDP-wrapped network for :meth:`GenerativeModel.wrap_networks`.
 
-        ``broadcast_buffers=False``: a network may run several times per step (GAN D on real and
-        fake), and re-broadcasting BatchNorm buffers between those calls would be wrong.
+        ``forward_sync_buffers=False`` (formerly ``broadcast_buffers=False``): a network may run
+        several times per step (GAN D on real and fake), and re-broadcasting BatchNorm buffers
+        between those calls would be wrong.
         ``sync_batchnorm`` replaces BatchNorm layers (in place) by SyncBatchNorm, which PyTorch
         implements for GPUs only.
         """
@@ -96,5 +97,7 @@ class DistContext:
             if sync_batchnorm:
                 net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
             ids = [self.device.index] if self.device.type == "cuda" else None
-            return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+            # Buffers (BatchNorm statistics, spectral-norm vectors) are synced from rank 0 once,
+            # at construction, and never during forward passes.
+            return DistributedDataParallel(net, device_ids=ids, forward_sync_buffers=False)
         return wrap

@@ -134,8 +134,9 @@ class Trainer:
         self.config, self.run_dir, self.ctx = config, Path(run_dir), ctx
         self.train_data: ImageTensors = load_split(config.data, "train")
         self.test_data: ImageTensors | None = load_split(config.data, "test")
-        torch.manual_seed(config.seed + ctx.rank)
+        torch.manual_seed(config.seed)  # the same initial networks on every rank
         self.model: GenerativeModel = build_model(config).to(ctx.device)
+        torch.manual_seed(config.seed + ctx.rank)  # per-rank stream (dropout)
         self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.noise = SharedNoise(config.seed, ctx.rank, ctx.world_size)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
