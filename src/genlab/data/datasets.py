@@ -37,8 +37,12 @@ class ImageTensors:
 def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     """Resize uint8 ``(N, C, H, W)`` to ``size`` (antialiased bilinear) and to ``channels`` (1 or 3)."""
     if images.shape[-1] != size or images.shape[-2] != size:
-        x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        images = x.round().clamp(0, 255).to(torch.uint8)
+        # In chunks: a float copy of a whole resized dataset would cost 4 bytes per pixel at once.
+        images = torch.cat([
+            F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            .round_().clamp_(0, 255).to(torch.uint8)
+            for chunk in images.split(4096)
+        ])
     if images.shape[1] == 1 and channels == 3:
         images = images.expand(-1, 3, -1, -1).contiguous()
     elif images.shape[1] == 3 and channels == 1:

@@ -1,0 +1,41 @@
+"""Peak resident memory of each family's default config: full dataset in memory, a few train steps
+and one test batch (memory does not grow after the first steps).
+
+    python benchmarks/peak_memory.py configs/vae-mnist.yaml      # one config per process
+
+Prints one JSON line with the config and the peak RSS in MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from genlab.config import load_config
+from genlab.train.distributed import DistContext
+from genlab.train.loop import Trainer, peak_rss_mb
+
+
+def main() -> None:
+    config_path = sys.argv[1]
+    torch.set_num_threads(2)
+    cfg = load_config(config_path, sys.argv[2:])
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(cfg, Path(run_dir), DistContext())
+        from genlab.data.datasets import epoch_batches, make_batch
+
+        batches = epoch_batches(len(trainer.train_data), cfg.train.batch_size, seed=0, epoch=0)
+        for step, index in enumerate(batches[:5]):
+            batch = make_batch(trainer.train_data, index, cfg.data, torch.device("cpu"), trainer.noise)
+            batch["image"] = batch["image"].contiguous(memory_format=trainer.memory_format)
+            trainer.model.train_step(batch, step)
+    print(json.dumps({"config": config_path, "overrides": sys.argv[2:], "batch_size": cfg.train.batch_size,
+                      "train_images": len(trainer.train_data), "peak_rss_mib": round(peak_rss_mb())}))
+
+
+if __name__ == "__main__":
+    main()
