@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 
 from genlab.errors import GenlabError, TrainingDiverged
@@ -72,6 +73,20 @@ def test_existing_run_is_not_overwritten_silently(tmp_path):
         train(tiny_config("vae-mnist", "train.epochs=2", "model.latent_dim=3"), run, resume=True)
     train(tiny_config("vae-mnist", "train.epochs=1", "seed=5"), run, overwrite=True)
     assert len(losses(run)) == 1
+
+
+def test_resume_of_a_run_saved_before_a_key_existed(tmp_path):
+    """A config.yaml written by an older genlab lacks newer keys; they count at their defaults."""
+    run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "run")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["train"]["sync_batchnorm"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    train(tiny_config("vae-mnist", "train.epochs=2"), run, resume=True)
+    assert len(losses(run)) == 2
+    saved["train"]["no_such_key"] = 1
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(GenlabError, match="not valid for this genlab version.*no_such_key"):
+        train(tiny_config("vae-mnist", "train.epochs=3"), run, resume=True)
 
 
 def test_nonfinite_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):

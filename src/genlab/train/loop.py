@@ -26,7 +26,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from genlab.config import Config
+from genlab.config import Config, config_from_dict
 from genlab.data.datasets import ImageTensors, epoch_batches, iterate_eval_batches, load_split, make_batch
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
 from genlab.models import build_model
@@ -99,9 +99,17 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
         for name in ("metrics.jsonl", "eval.json", "train.log", "config.yaml"):
             (run_dir / name).unlink(missing_ok=True)
     if resume and saved.is_file():
-        _check_same_experiment(yaml.safe_load(saved.read_text()), config.to_dict(), saved)
+        _check_same_experiment(_saved_config_with_defaults(saved), config.to_dict(), saved)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(config.to_yaml())
+
+
+def _saved_config_with_defaults(path: Path) -> dict:
+    """The saved config as a dict, with keys added to genlab since the run started at their defaults."""
+    try:
+        return config_from_dict(yaml.safe_load(path.read_text())).to_dict()
+    except GenlabError as exc:
+        raise GenlabError(f"cannot resume: the saved config {path} is not valid for this genlab version: {exc}") from exc
 
 
 def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
