@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from genlab.analysis import FIGURES, write_figures
-from genlab.analysis.gan_figures import generate, interpolation_latents, lerp, slerp, write_gan_figures
+from genlab.analysis.gan_figures import interpolation_latents, lerp, slerp, write_gan_figures
 from genlab.config import load_config
 from genlab.runs import load_run
 from genlab.train import loop
@@ -55,7 +55,7 @@ def test_write_figures_after_a_tiny_dcgan_run(tmp_path, extra):
     # the figures decode latents exactly as GAN.sample does (the EMA generator when there is one)
     _, model, _ = load_run(run)
     z = torch.randn(4, model.config.model.latent_dim, generator=torch.Generator().manual_seed(5))
-    torch.testing.assert_close(generate(model, z), model.sample(4, generator=torch.Generator().manual_seed(5)))
+    torch.testing.assert_close(model.generate(z), model.sample(4, generator=torch.Generator().manual_seed(5)))
 
 
 def test_lerp_and_slerp_hit_the_endpoints_and_slerp_keeps_the_norm():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 import torch.nn.functional as F
 from conftest import CONFIGS
@@ -68,14 +69,13 @@ def test_fid_matches_closed_form_for_gaussians_and_grows_with_the_shift():
 
 
 def test_fid_agrees_with_scipy_for_full_covariances():
-    scipy_linalg = pytest.importorskip("scipy.linalg")
     g = torch.Generator().manual_seed(3)
     a = torch.randn(200, 5, generator=g, dtype=torch.float64) @ torch.randn(5, 5, generator=g, dtype=torch.float64)
     b = torch.randn(300, 5, generator=g, dtype=torch.float64) @ torch.randn(5, 5, generator=g, dtype=torch.float64)
     b = b + 0.3
     mu1, mu2 = a.mean(0).numpy(), b.mean(0).numpy()
     c1, c2 = np.cov(a.numpy(), rowvar=False), np.cov(b.numpy(), rowvar=False)
-    root = scipy_linalg.sqrtm(c1 @ c2).real
+    root = scipy.linalg.sqrtm(c1 @ c2).real
     expected = ((mu1 - mu2) ** 2).sum() + np.trace(c1 + c2 - 2 * root)
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
 

@@ -51,16 +51,6 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor, eps: float = 1e-6
     return w0 * z0[:, None] + w1 * z1[:, None]
 
 
-@torch.no_grad()
-def generate(model, z: torch.Tensor) -> torch.Tensor:
-    """Images ``(N, C, S, S)`` in [0, 1] for latents ``z`` ``(N, latent_dim)``, via the EMA G if there is one."""
-    net = getattr(model, "generator_ema", None)
-    net = model.generator if net is None else net
-    device = next(net.parameters()).device
-    images = torch.cat([net(chunk.to(device)) for chunk in z.split(500)])
-    return ((images.float().cpu() + 1.0) / 2.0).clamp_(0.0, 1.0)
-
-
 def _score_label(config: Config) -> str:
     if config.model.loss == "bce":
         return "mean D output, sigmoid(D) (probability 'real')"
@@ -102,13 +92,13 @@ def write_gan_figures(model, config: Config, out: Path) -> list[Path]:
     generator = torch.Generator().manual_seed(FIGURE_SEED)
     z = torch.randn(side * side, config.model.latent_dim, generator=generator)
     ema = " (EMA generator)" if config.model.ema_decay is not None else ""
-    written.append(plot_image_grid_figure(generate(model, z), side, out / "samples_fixed_noise.png",
+    written.append(plot_image_grid_figure(model.generate(z).cpu(), side, out / "samples_fixed_noise.png",
                                           title=f"{side}×{side} samples from fixed noise (seed {FIGURE_SEED}){ema}"))
     z_rows = interpolation_latents(config.model.latent_dim)
     row_labels = [kind for _ in range(INTERPOLATION_PAIRS) for kind in ("lerp", "slerp")]
     steps = INTERPOLATION_STEPS
     col_labels = [f"{t:.2g}" for t in torch.linspace(0.0, 1.0, steps).tolist()]
-    written.append(plot_image_grid_figure(generate(model, z_rows), steps, out / "latent_interpolation.png",
+    written.append(plot_image_grid_figure(model.generate(z_rows).cpu(), steps, out / "latent_interpolation.png",
                                           title=f"z0 → z1 for {INTERPOLATION_PAIRS} random pairs: linear, then spherical",
                                           xlabel="t", ylabel="interpolation", row_labels=row_labels,
                                           col_labels=col_labels))

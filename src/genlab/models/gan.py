@@ -481,7 +481,13 @@ class GAN(GenerativeModel):
         """``n`` images ``(n, C, S, S)`` in [0, 1] from z ~ N(0, I) (``generator``), via the EMA G if enabled."""
         if cond is not None:
             raise ValueError("this GAN is unconditional: sample(cond=None)")
-        z = torch.randn(n, self.config.model.latent_dim, generator=generator).to(self.device)
+        return self.generate(torch.randn(n, self.config.model.latent_dim, generator=generator))
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, C, S, S)`` in [0, 1] on the model's device for latents ``z`` ``(N, latent_dim)``,
+        via the EMA G if enabled; decoded 500 at a time."""
         net = self.generator_ema if self._ema is not None else self.generator
-        images = torch.cat([net(chunk) for chunk in z.split(500)]) if n else net(z)
+        z = z.to(self.device)
+        images = torch.cat([net(chunk) for chunk in z.split(500)]) if len(z) else net(z)
         return ((images.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
