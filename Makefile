@@ -15,5 +15,8 @@ test:  ## set up with test tools, then run the test suite on both cores
 setup:
 	bash scripts/setup.sh
 
-bench:  ## quality and speed benchmarks (minutes to hours on a CPU); results go to BENCHMARKS.md
-	$(PYTHON) benchmarks/run_all.py
+bench:  ## issue-2 quality and speed benchmarks (hours on a 2-core CPU); BENCHMARKS.md reports them
+	bash benchmarks/vae_quality.sh
+	$(PYTHON) benchmarks/train_speed.py --config configs/vae-mnist.yaml --steps 50
+	for c in vae-mnist cvae-mnist fcgan-mnist dcgan-mnist; do $(PYTHON) benchmarks/peak_memory.py configs/$$c.yaml; done
+	$(PYTHON) benchmarks/ddp_equivalence.py

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Issue 2 quality targets: seed 2-D VAE NLL, CVAE conditional accuracy, 32-D VAE NLL.
-# Each line is the exact command whose numbers BENCHMARKS.md reports. EPOCHS_* override lengths.
+# Each line is the exact command whose numbers BENCHMARKS.md reports. EPOCHS_* override lengths;
+# a run stopped early continues with the same command plus --resume in place of --overwrite
+# (resume equals uninterrupted, tests/test_loop.py).
 # Runs two trainings at a time with one thread each (2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-E2=${EPOCHS_2D:-10}; EC=${EPOCHS_CVAE:-6}; E32=${EPOCHS_32D:-6}
+E2=${EPOCHS_2D:-30}; EC=${EPOCHS_CVAE:-20}; E32=${EPOCHS_32D:-100}
 EVAL="eval.iw_samples=1000 eval.nll_images=200"
 (
   python -m genlab train configs/vae-mnist.yaml train.epochs=$E2 train.num_threads=1 train.progress=false --run-dir runs/bench-vae-2d --overwrite

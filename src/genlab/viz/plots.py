@@ -319,6 +319,8 @@ def plot_lines(
         ax.plot(xs, ys, marker="o" if len(xs) <= 40 else None, markersize=4, label=name)
     if logx:
         ax.set_xscale("log")
+    elif len(xs) and np.all(np.isfinite(xs)) and np.all(xs == np.round(xs)):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, latent sizes: no 2.5 ticks
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
