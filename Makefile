@@ -1,9 +1,9 @@
 # The two quickstart commands (README.md) and a few helpers. Python: python3 on PATH.
 PYTHON ?= python3
 
-.PHONY: demo test setup bench
+.PHONY: train test setup bench
 
-demo:  ## set up, then train the seed VAE on MNIST and write its figures and metrics (runs/vae-mnist)
+train:  ## set up, then train the seed VAE on MNIST and write its figures and metrics (runs/vae-mnist)
 	bash scripts/setup.sh
 	$(PYTHON) -m genlab train configs/vae-mnist.yaml --overwrite
 	$(PYTHON) -m genlab eval runs/vae-mnist

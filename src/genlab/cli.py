@@ -1,4 +1,4 @@
-"""Command line: ``genlab train | info | sample | eval | figures | evaluator train``.
+"""Command line: ``genlab train | info | sample | eval | figures | demo | evaluator train``.
 
 Every user mistake (bad config key, missing run, corrupt checkpoint or image) is a
 :class:`~genlab.errors.GenlabError`; :func:`main` prints its message and exits with status 2.
@@ -133,6 +133,22 @@ def figures(run_dir: Path = typer.Argument(..., help="A run directory written by
 
     for path in write_figures(run_dir):
         typer.echo(f"figure: {path}")
+
+
+@app.command()
+def demo(
+    run_dirs: List[Path] = typer.Argument(..., help="One or more run directories written by `genlab train`; one tab each."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. The default serves this machine only; "
+                             "another address (e.g. 0.0.0.0) lets other machines use the demo, which has no login."),
+    port: int = typer.Option(7860, "--port", min=1, max=65535, help="TCP port to listen on."),
+    max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", min=0.001, help="Largest uploaded image in MB "
+                                        "(1 MB = 1,048,576 bytes); larger files are refused before decoding."),
+) -> None:
+    """Serve a web demo of trained runs: sample grids, and upload-and-reconstruct for VAE/CVAE. Needs the demo extra (Gradio)."""
+    from genlab.demo.app import check_run_dirs, launch
+
+    check_run_dirs(run_dirs)  # a missing run fails here, before Gradio is imported
+    launch(run_dirs, host=host, port=port, max_upload_mb=max_upload_mb)
 
 
 @evaluator_app.command("train")

@@ -1,0 +1,401 @@
+"""The web demo: one Gradio tab per run directory.
+
+Each tab draws a grid of samples (number of images, seed and, for conditional models, a class
+label); the same seed gives the same pixels as ``genlab sample`` with that seed. VAE and CVAE tabs
+also take an uploaded image and show it as the model sees it (checked and prepared by
+:mod:`genlab.demo.uploads`) next to its reconstruction.
+
+The work is done by plain functions on tensors and ``uint8`` arrays (:func:`sample_grid`,
+:func:`reconstruct`, and the UI callbacks :func:`sample_callback` / :func:`reconstruct_callback`,
+which turn a :class:`~genlab.errors.GenlabError` into a status message instead of a traceback), so
+they are tested without a server. Gradio is imported only by :func:`build_demo` and
+:func:`launch` (:func:`require_gradio`), so this module imports without the ``demo`` extra.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genlab.config import Config
+from genlab.data.images import IMAGE_SUFFIXES
+from genlab.demo.uploads import (
+    BYTES_PER_MB,
+    DEFAULT_MAX_UPLOAD_MB,
+    load_upload,
+    max_upload_bytes,
+)
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel
+from genlab.models.vae import VAE
+from genlab.runs import latest_checkpoint, load_run
+from genlab.viz.grids import grid_to_uint8, make_grid
+
+log = logging.getLogger("genlab.demo")
+
+#: Most images one sample request may ask for (bounds the CPU time of one click).
+MAX_SAMPLES = 256
+#: Seeds accepted by the sample and reconstruction inputs (``torch.Generator.manual_seed``'s range).
+MAX_SEED = 2**63 - 1
+#: Displayed images are enlarged (nearest neighbour) until their longer side is at least this.
+DISPLAY_MIN_SIDE = 256
+#: What users of a computer without the extra are told to run.
+INSTALL_HINT = "pip install 'genlab[demo]'"
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoRun:
+    """One run loaded for the demo.
+
+    Attributes:
+        run_dir: the run directory.
+        title: the tab's title (the directory's name, made unique among the demo's runs).
+        config: the run's config, as stored in its newest checkpoint.
+        model: the model of the newest checkpoint, on the CPU in eval mode.
+        step: optimisation steps of that checkpoint.
+        epoch: epochs completed at that checkpoint.
+    """
+
+    run_dir: Path
+    title: str
+    config: Config
+    model: GenerativeModel
+    step: int = 0
+    epoch: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the model is conditioned on (0: unconditional)."""
+        return int(self.model.num_classes or 0)
+
+    @property
+    def can_reconstruct(self) -> bool:
+        """True for encoder-decoder models (VAE, CVAE), which reconstruct uploaded images."""
+        return isinstance(self.model, VAE)
+
+    def describe(self) -> str:
+        """One line about the run for the tab's header (Markdown)."""
+        d, m = self.config.data, self.config.model
+        cond = f", conditioned on {self.num_classes} classes" if self.num_classes else ""
+        return (f"**{m.family}** (preset {m.preset}{cond}) trained on {d.name}, images "
+                f"{d.channels}×{d.image_size}×{d.image_size}; checkpoint at epoch {self.epoch}, "
+                f"step {self.step}.")
+
+
+def check_run_dirs(run_dirs: Sequence[str | Path]) -> list[Path]:
+    """The run directories as paths, each checked to hold a checkpoint (cheap: loads no model).
+
+    Raises:
+        GenlabError: no directory was given, one is missing, or one has no checkpoint.
+    """
+    if not run_dirs:
+        raise GenlabError("the demo needs at least one run directory written by `genlab train`")
+    paths = [Path(p) for p in run_dirs]
+    for path in paths:
+        latest_checkpoint(path)  # GenlabError: "run directory not found: ..." / "... has no checkpoints"
+    return paths
+
+
+def load_demo_runs(run_dirs: Sequence[str | Path]) -> list[DemoRun]:
+    """Load each run's newest checkpoint on the CPU; tabs are titled by directory name.
+
+    Two runs with the same directory name are titled by their full paths instead.
+    """
+    paths = check_run_dirs(run_dirs)
+    names = [p.name or str(p) for p in paths]
+    runs = []
+    for path, name in zip(paths, names):
+        config, model, state = load_run(path, device="cpu")
+        loop = state.get("loop") or {}
+        title = name if names.count(name) == 1 else str(path)
+        runs.append(DemoRun(path, title, config, model, step=int(loop.get("step", 0)),
+                            epoch=int(loop.get("epoch", 0))))
+    return runs
+
+
+# --- the work, on tensors and arrays ---------------------------------------------------------------
+
+
+def _whole_number(value: Any, what: str, low: int, high: int) -> int:
+    """``value`` (a Gradio number: int, float or None) as an int in ``[low, high]``, or a GenlabError."""
+    if value is None or isinstance(value, bool):
+        raise GenlabError(f"{what}: enter a whole number from {low} to {high}")
+    refusal = GenlabError(f"{what}: got {value!r}; allowed: a whole number from {low} to {high}")
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+    elif isinstance(value, float):  # never through float for large ints: 2**53 + 1 would change
+        if not (math.isfinite(value) and value.is_integer()):
+            raise refusal
+        number = int(value)
+    else:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise refusal from None
+    if not low <= number <= high:
+        raise refusal
+    return number
+
+
+def _class_label(run: DemoRun, label: Any, required: bool) -> int | None:
+    """A checked class label (``None`` or a negative value: none chosen)."""
+    if label is None or (isinstance(label, numbers.Real) and not isinstance(label, bool) and label < 0):
+        if required:
+            raise GenlabError(f"the {run.model.family} model of {run.title} needs a class label "
+                              f"(0..{run.num_classes - 1})")
+        return None
+    if not run.num_classes:
+        raise GenlabError(f"the {run.model.family} model of {run.title} is unconditional: it takes no class label")
+    return _whole_number(label, "class label", 0, run.num_classes - 1)
+
+
+def to_display(images: torch.Tensor) -> np.ndarray:
+    """One image ``(1, C, H, W)`` (or ``(C, H, W)``) in ``[0, 1]`` → ``uint8`` ``(H, W)`` or ``(H, W, 3)``."""
+    image = images[0] if images.dim() == 4 else images
+    return grid_to_uint8(image.detach().float().cpu())
+
+
+def sample_grid(run: DemoRun, n: int, seed: int, label: int | None = None) -> np.ndarray:
+    """A grid of ``n`` samples, exactly the pixels ``genlab sample RUN --n n --seed seed [--label]`` writes.
+
+    Args:
+        run: the loaded run.
+        n: number of images, 1..:data:`MAX_SAMPLES`.
+        seed: seed of the latent noise (a ``torch.Generator``), 0..:data:`MAX_SEED`.
+        label: class of every image for a conditional model; ``None`` (or negative) cycles
+            through the classes, as ``genlab sample`` without ``--label`` does.
+
+    Returns:
+        ``uint8`` grid ``(H, W)`` (grey) or ``(H, W, 3)`` with ``ceil(sqrt(n))`` images per row,
+        2 pixels of white padding between and around them.
+
+    Raises:
+        GenlabError: ``n``, ``seed`` or ``label`` is out of range, or a label was given to an
+            unconditional model.
+    """
+    n = _whole_number(n, "number of images", 1, MAX_SAMPLES)
+    seed = _whole_number(seed, "seed", 0, MAX_SEED)
+    label = _class_label(run, label, required=False)
+    cond = None if label is None else torch.full((n,), label, dtype=torch.int64)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        images = run.model.sample(n, cond=cond, generator=generator).float()
+    return grid_to_uint8(make_grid(images, nrow=math.ceil(math.sqrt(n))))
+
+
+def reconstruct(run: DemoRun, path: str | Path, *, label: int | None = None,
+                max_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * BYTES_PER_MB), invert: bool = False,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The uploaded image as the model sees it, and its reconstruction through the posterior mean.
+
+    The file is checked and prepared by :func:`genlab.demo.uploads.load_upload` (with the run's
+    binarisation, seeded by ``seed``); the reconstruction is the decoder's Bernoulli mean
+    ``sigmoid(decode(mu))`` at the encoder's mean ``mu``, as in the run's ``reconstructions.png``.
+
+    Args:
+        run: a VAE or CVAE run.
+        path: the uploaded file.
+        label: the class of the image; required for a CVAE, refused for a VAE.
+        max_bytes: largest accepted upload in bytes.
+        invert: invert the grey levels first (a dark drawing on light paper, for MNIST models).
+        seed: seed of the dynamic binarisation, 0..:data:`MAX_SEED`.
+
+    Returns:
+        ``(seen, reconstruction)``, each ``uint8`` ``(S, S)`` (grey) or ``(S, S, 3)``, where ``S``
+        is the run's ``data.image_size``.
+
+    Raises:
+        GenlabError: the run cannot reconstruct (a GAN), the label is missing or out of range, or
+            the upload is refused (too large, empty, not an image, truncated, ...; the message
+            names the file).
+    """
+    if not run.can_reconstruct:
+        raise GenlabError(f"the {run.model.family} model of {run.title} has no encoder: it cannot reconstruct images")
+    label = _class_label(run, label, required=bool(run.num_classes))
+    seed = _whole_number(seed, "seed", 0, MAX_SEED)
+    x = load_upload(path, run.config.data, max_bytes=max_bytes, invert=invert, seed=seed)  # (1, C, S, S)
+    model = run.model
+    y = None if label is None else torch.tensor([label], dtype=torch.int64)
+    with torch.no_grad():
+        mu, _ = model.encode(x.to(model.device), None if y is None else y.to(model.device))
+        recon = torch.sigmoid(model.decode(mu, None if y is None else y.to(model.device))).float().cpu()
+    if run.config.data.value_range == "symmetric":  # show what the model sees on the usual [0, 1] scale
+        x = (x + 1.0) / 2.0
+    return to_display(x), to_display(recon)
+
+
+# --- UI callbacks: errors become a status message ----------------------------------------------------
+
+
+def enlarge(image: np.ndarray, min_side: int = DISPLAY_MIN_SIDE) -> np.ndarray:
+    """Nearest-neighbour enlargement of ``uint8`` ``(H, W[, 3])`` by an integer factor, so small digits stay sharp."""
+    factor = max(1, math.ceil(min_side / max(image.shape[0], image.shape[1])))
+    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
+
+
+def sample_callback(run: DemoRun, n: Any, seed: Any, label: Any = None) -> tuple[np.ndarray | None, str]:
+    """``(enlarged grid or None, status text)`` for the Sample button; a GenlabError becomes the status."""
+    try:
+        grid = sample_grid(run, n, seed, label)
+    except GenlabError as exc:
+        return None, f"error: {exc}"
+    shown_label = _class_label(run, label, required=False)
+    what = "" if shown_label is None else f" of class {shown_label}"
+    return enlarge(grid), f"{int(n)} samples{what}, seed {int(seed)}"
+
+
+def reconstruct_callback(run: DemoRun, path: str | None, label: Any = None, invert: bool = False,
+                         seed: Any = 0, *, max_bytes: int) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """``(seen, reconstruction, status)`` for the Reconstruct button, both enlarged; errors become the status."""
+    if not path:
+        return None, None, "upload an image first"
+    try:
+        seen, recon = reconstruct(run, path, label=label, max_bytes=max_bytes, invert=bool(invert), seed=seed)
+    except GenlabError as exc:
+        return None, None, f"error: {exc}"
+    return enlarge(seen), enlarge(recon), f"{Path(path).name}: shown at {seen.shape[1]}×{seen.shape[0]} as the model sees it"
+
+
+# --- Gradio ----------------------------------------------------------------------------------------
+
+
+def require_gradio():
+    """Import Gradio (>= 6), or raise a GenlabError saying how to install the demo extra."""
+    missing = GenlabError(f"the web demo needs Gradio, which is not installed: {INSTALL_HINT}")
+    try:
+        import gradio
+    except ImportError:
+        raise missing from None
+    version = getattr(gradio, "__version__", None)
+    if version is None:  # a folder named gradio/ in the working directory (Gradio's own cache, say)
+        raise missing
+    major = str(version).split(".")[0]
+    if not major.isdigit() or int(major) < 6:
+        raise GenlabError(f"the web demo needs Gradio 6, found {version}: {INSTALL_HINT}")
+    return gradio
+
+
+def build_demo(run_dirs: Sequence[str | Path], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB):
+    """A ``gradio.Blocks`` with one tab per run (loads every run's newest checkpoint on the CPU).
+
+    Args:
+        run_dirs: run directories written by ``genlab train``.
+        max_upload_mb: largest accepted upload in MB (1 MB = 1,048,576 bytes), checked before decoding.
+
+    Raises:
+        GenlabError: Gradio is not installed, a run directory is missing or has no checkpoint,
+            or ``max_upload_mb`` is not a number > 0.
+    """
+    max_bytes = max_upload_bytes(max_upload_mb)
+    check_run_dirs(run_dirs)
+    gr = require_gradio()
+    runs = load_demo_runs(run_dirs)
+    with gr.Blocks(title="genlab demo", analytics_enabled=False) as demo:
+        gr.Markdown("# genlab demo\nSamples from trained runs; VAE and CVAE tabs also reconstruct an uploaded image.")
+        with gr.Tabs():
+            for index, run in enumerate(runs, start=1):
+                with gr.Tab(run.title):
+                    _run_tab(gr, run, index, max_bytes, max_upload_mb)
+    # Bound the waiting line: one request at a time per button, at most 32 waiting.
+    demo.queue(max_size=32, default_concurrency_limit=1)
+    return demo
+
+
+def _label_choices(run: DemoRun, with_cycle: bool) -> list[tuple[str, int]]:
+    cycle = [("every class in turn", -1)] if with_cycle else []
+    return cycle + [(str(k), k) for k in range(run.num_classes)]
+
+
+def _run_tab(gr, run: DemoRun, index: int, max_bytes: int, max_upload_mb: float) -> None:
+    """The widgets of the ``index``-th run's tab; its API endpoints are ``/run<index>_sample`` and ``/run<index>_reconstruct``."""
+    gr.Markdown(run.describe())
+    gr.Markdown("### Samples")
+    with gr.Row():
+        n = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="number of images")
+        seed = gr.Number(value=0, precision=0, minimum=0, label="seed (same seed, same images)")
+        label = (gr.Dropdown(_label_choices(run, with_cycle=True), value=-1, label="class label")
+                 if run.num_classes else None)
+    sample_button = gr.Button("Sample", variant="primary")
+    grid = gr.Image(label="samples", type="numpy", format="png", interactive=False)
+    sample_status = gr.Textbox(label="status", interactive=False, max_lines=3)
+    inputs = [n, seed] + ([label] if label is not None else [])
+    sample_button.click(functools.partial(sample_callback, run), inputs, [grid, sample_status],
+                        api_name=f"run{index}_sample")
+
+    if not run.can_reconstruct:
+        return
+    gr.Markdown(f"### Reconstruct an image\nAt most {max_upload_mb:g} MB; it is center-cropped, resized to "
+                f"{run.config.data.image_size}×{run.config.data.image_size} and converted as the training "
+                "images were.")
+    with gr.Row():
+        upload = gr.File(label="image", file_types=list(IMAGE_SUFFIXES), type="filepath")
+        with gr.Column():
+            rec_label = (gr.Dropdown(_label_choices(run, with_cycle=False), value=0, label="class label")
+                         if run.num_classes else None)
+            invert = gr.Checkbox(value=False, label="invert grey levels (dark drawing on light background)")
+            rec_seed = gr.Number(value=0, precision=0, minimum=0, label="seed of the binarisation"
+                                 if run.config.data.binarize == "dynamic" else "seed (unused: no binarisation)")
+            rec_button = gr.Button("Reconstruct", variant="primary")
+    with gr.Row():
+        seen = gr.Image(label="as the model sees it", type="numpy", format="png", interactive=False)
+        recon = gr.Image(label="reconstruction", type="numpy", format="png", interactive=False)
+    rec_status = gr.Textbox(label="status", interactive=False, max_lines=3)
+    callback = functools.partial(_reconstruct_event, run, max_bytes, rec_label is not None)
+    rec_inputs = [upload] + ([rec_label] if rec_label is not None else []) + [invert, rec_seed]
+    rec_button.click(callback, rec_inputs, [seen, recon, rec_status], api_name=f"run{index}_reconstruct")
+
+
+def _reconstruct_event(run: DemoRun, max_bytes: int, has_label: bool, path, *args):
+    """Adapt the widgets' values (``path, [label,] invert, seed``) to :func:`reconstruct_callback`."""
+    label, (invert, seed) = (args[0], args[1:]) if has_label else (None, args)
+    return reconstruct_callback(run, path, label, invert, seed, max_bytes=max_bytes)
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def launch(run_dirs: Sequence[str | Path], host: str = "127.0.0.1", port: int = 7860,
+           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> None:
+    """Serve the demo at ``http://host:port`` until interrupted.
+
+    ``host`` defaults to the loopback address, so only this machine can reach the demo; any other
+    address is logged as a warning (there is no login). Uploads are limited twice: by Gradio's
+    ``max_file_size`` (larger requests are refused by the server) and by
+    :func:`genlab.demo.uploads.check_upload_size` before decoding.
+
+    Raises:
+        GenlabError: see :func:`build_demo`; also a port outside 1..65535.
+    """
+    max_bytes = max_upload_bytes(max_upload_mb)
+    if not 1 <= int(port) <= 65535:
+        raise GenlabError(f"--port: got {port}; allowed: 1..65535")
+    demo = build_demo(run_dirs, max_upload_mb)
+    if not is_loopback(host):
+        log.warning("warning: the demo listens on %s, so other machines that can reach this one can use it "
+                    "(run the models, upload files); it has no login. Use --host 127.0.0.1 to keep it local.",
+                    host)
+    log.info("genlab demo on http://%s:%d (uploads up to %g MB); Ctrl+C stops it", host, port, max_upload_mb)
+    # quiet: Gradio's banner suggests share=True (a public tunnel); the line above says where the demo is.
+    demo.launch(server_name=host, server_port=int(port), max_file_size=max_bytes, share=False,
+                inbrowser=False, show_error=False, ssr_mode=False, quiet=True)

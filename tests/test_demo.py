@@ -1,0 +1,296 @@
+"""The web demo: upload checks, sample and reconstruction callbacks, the Gradio app and `genlab demo`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONFIGS, tiny_config
+from PIL import Image
+from typer.testing import CliRunner
+
+from genlab.cli import app, main
+from genlab.config import DataConfig, load_config
+from genlab.demo import app as demo_app
+from genlab.demo.uploads import BYTES_PER_MB, UploadError, load_upload, max_upload_bytes
+from genlab.errors import GenlabError, ImageDecodeError
+from genlab.train.loop import train
+
+TINY_GAN = ["data.limit=64", "data.test_limit=64", "train.batch_size=16", "train.progress=false", "model.width=8",
+            "eval.batch_size=64", "train.epochs=1"]
+
+
+# --- tiny runs, trained once for the module (a few seconds each) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dirs(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "vae": train(tiny_config("vae-mnist", "train.epochs=1"), root / "vae"),
+        "cvae": train(tiny_config("cvae-mnist", "train.epochs=1"), root / "cvae"),
+        "gan": train(load_config(CONFIGS / "dcgan-mnist.yaml", TINY_GAN), root / "gan"),
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(run_dirs):
+    loaded = demo_app.load_demo_runs([run_dirs["vae"], run_dirs["cvae"], run_dirs["gan"]])
+    return dict(zip(["vae", "cvae", "gan"], loaded))
+
+
+def write_png(path, size=(50, 40), color=None, seed=0):
+    """An RGB PNG of ``size`` (width, height): one colour, or noise."""
+    if color is None:
+        pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    else:
+        pixels = np.full((size[1], size[0], 3), color, dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
+
+
+# --- uploads ----------------------------------------------------------------------------------------
+
+
+def test_oversized_upload_is_refused_before_decoding_naming_size_and_limit(tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(os.urandom(2 * BYTES_PER_MB))  # not an image either: only the size check can name the limit
+    with pytest.raises(UploadError) as caught:
+        load_upload(big, DataConfig(), max_bytes=max_upload_bytes(1))
+    message = str(caught.value)
+    assert message.startswith("big.png: ") and "2.0 MB (2,097,152 bytes)" in message
+    assert "upload limit of 1.0 MB (1,048,576 bytes)" in message
+    assert str(tmp_path) not in message  # the server's temporary folder is not shown to users
+    assert isinstance(caught.value, GenlabError)
+    assert max_upload_bytes(10) == 10 * 1024 * 1024
+    with pytest.raises(GenlabError, match="> 0"):
+        max_upload_bytes(0)
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("empty", "empty file (0 bytes)"),
+    ("text", "not a recognised image format"),
+    ("truncated", "truncated"),
+])
+def test_bad_uploads_are_refused_with_the_file_name(tmp_path, kind, reason):
+    path = tmp_path / f"{kind}.png"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is a text file renamed to .png\n")
+    else:
+        data = write_png(tmp_path / "full.png", size=(64, 64)).read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError) as caught:
+        load_upload(path, DataConfig())
+    assert str(caught.value).startswith(f"{kind}.png: ") and reason in str(caught.value)
+
+
+def test_rgb_png_of_another_size_becomes_the_runs_input(tmp_path, run_dirs, runs):
+    red = write_png(tmp_path / "red.png", size=(50, 40), color=(255, 0, 0))
+    grey = round(0.299 * 255) / 255  # ITU-R 601 luma of pure red, as Pillow converts RGB to L
+
+    vae_data = runs["vae"].config.data  # MNIST: 1 channel, 28x28, [0, 1], dynamically binarised
+    x = load_upload(red, vae_data, seed=3)
+    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
+    assert set(x.unique().tolist()) <= {0.0, 1.0}  # binarised like the training batches
+    assert torch.equal(x, load_upload(red, vae_data, seed=3))  # same seed, same input
+    assert 0.1 < x.mean() < 0.5  # Bernoulli(0.298)
+
+    plain = load_upload(red, DataConfig(binarize="none"))
+    assert plain.shape == (1, 1, 28, 28) and torch.allclose(plain, torch.full_like(plain, grey))
+    inverted = load_upload(red, DataConfig(binarize="none"), invert=True)
+    assert torch.allclose(inverted, 1 - plain)
+
+    gan_data = runs["gan"].config.data  # DCGAN: 32x32, [-1, 1]
+    x = load_upload(red, gan_data)
+    assert x.shape == (1, 1, 32, 32) and torch.allclose(x, torch.full_like(x, 2 * grey - 1))
+    rgb = load_upload(red, DataConfig(channels=3, image_size=16, value_range="symmetric"))
+    assert rgb.shape == (1, 3, 16, 16)
+    assert torch.allclose(rgb[0, :, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+
+
+# --- callbacks ----------------------------------------------------------------------------------------
+
+
+def test_sample_grid_is_deterministic_and_equals_genlab_sample(tmp_path, run_dirs, runs):
+    vae = runs["vae"]
+    a, b, c = (demo_app.sample_grid(vae, 16, seed) for seed in (1, 1, 2))
+    assert a.dtype == np.uint8 and a.shape == (4 * 30 + 2, 4 * 30 + 2)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+    out = tmp_path / "cli.png"
+    result = CliRunner().invoke(app, ["sample", str(run_dirs["vae"]), "--n", "16", "--seed", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.asarray(Image.open(out)), a)  # the same pixels as `genlab sample`
+
+    image, status = demo_app.sample_callback(vae, 16, 1)
+    assert np.array_equal(image[::3, ::3], a) and status == "16 samples, seed 1"  # enlarged 3x for display
+    cvae_one, _ = demo_app.sample_callback(runs["cvae"], 4, 0, 3)
+    cvae_two, _ = demo_app.sample_callback(runs["cvae"], 4, 0, 3)
+    assert np.array_equal(cvae_one, cvae_two)
+    gan = demo_app.sample_grid(runs["gan"], 9, 5)
+    assert gan.shape == (3 * 34 + 2, 3 * 34 + 2) and np.array_equal(gan, demo_app.sample_grid(runs["gan"], 9, 5))
+
+
+def test_sample_callback_reports_bad_inputs_as_a_message(runs):
+    for args, words in [((runs["vae"], 0, 1), "number of images"),
+                        ((runs["vae"], 4, -1), "seed"),
+                        ((runs["vae"], 4, None), "seed"),
+                        ((runs["vae"], 4, 2.5), "seed"),
+                        ((runs["vae"], 4, 2**63), "seed"),
+                        ((runs["vae"], 4, 0, 3), "unconditional"),
+                        ((runs["cvae"], 4, 0, 10), "0 to 9")]:
+        image, status = demo_app.sample_callback(*args)
+        assert image is None and status.startswith("error: ") and words in status, (args, status)
+
+
+def test_reconstruction_has_the_runs_shape_for_vae_and_cvae(tmp_path, runs):
+    photo = write_png(tmp_path / "photo.png", size=(90, 60))
+    seen, recon = demo_app.reconstruct(runs["vae"], photo)
+    assert seen.shape == recon.shape == (28, 28) and seen.dtype == recon.dtype == np.uint8
+    seen_c, recon_c = demo_app.reconstruct(runs["cvae"], photo, label=3)
+    assert seen_c.shape == recon_c.shape == (28, 28)
+    assert not np.array_equal(recon_c, demo_app.reconstruct(runs["cvae"], photo, label=7)[1])  # the label matters
+
+    with pytest.raises(GenlabError, match="needs a class label"):
+        demo_app.reconstruct(runs["cvae"], photo)
+    with pytest.raises(GenlabError, match="cannot reconstruct"):
+        demo_app.reconstruct(runs["gan"], photo)
+
+    shown, shown_recon, status = demo_app.reconstruct_callback(runs["cvae"], str(photo), 3, False, 0,
+                                                               max_bytes=BYTES_PER_MB)
+    assert shown.shape == shown_recon.shape == (280, 280) and status.startswith("photo.png: ")
+
+
+def test_reconstruction_callback_shows_upload_errors_as_a_message(tmp_path, runs):
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    seen, recon, status = demo_app.reconstruct_callback(runs["vae"], str(notes), max_bytes=BYTES_PER_MB)
+    assert seen is None and recon is None
+    assert status.startswith("error: notes.png: not a recognised image format") and "Traceback" not in status
+    big = write_png(tmp_path / "large.png", size=(64, 64))
+    _, _, status = demo_app.reconstruct_callback(runs["vae"], str(big), max_bytes=1000)
+    assert status.startswith("error: large.png: file is") and "upload limit of" in status and "1,000 bytes" in status
+    assert demo_app.reconstruct_callback(runs["vae"], None, max_bytes=1000)[2] == "upload an image first"
+
+
+# --- the Gradio app -------------------------------------------------------------------------------
+
+
+def _component_labels(demo):
+    return [(c["type"], c.get("props", {}).get("label") or c.get("props", {}).get("value"))
+            for c in demo.config["components"]]
+
+
+def test_build_demo_makes_one_tab_per_run(run_dirs):
+    import gradio as gr
+
+    demo = demo_app.build_demo([run_dirs["vae"], run_dirs["gan"]], max_upload_mb=5)
+    assert isinstance(demo, gr.Blocks)
+    labels = _component_labels(demo)
+    assert [name for kind, name in labels if kind == "tabitem"] == ["vae", "gan"]
+    assert [name for kind, name in labels if kind == "button"] == ["Sample", "Reconstruct", "Sample"]  # GAN: no upload
+    uploads = [c for c in demo.config["components"] if c["type"] == "file"]
+    assert len(uploads) == 1 and ".png" in uploads[0]["props"]["file_types"]
+
+    cvae = demo_app.build_demo([run_dirs["cvae"]])
+    assert ("dropdown", "class label") in _component_labels(cvae)
+
+
+def test_missing_gradio_or_run_dir_is_a_clear_error(tmp_path, run_dirs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now raises ImportError
+    with pytest.raises(GenlabError, match="run directory not found"):  # checked before Gradio is needed
+        demo_app.build_demo([tmp_path / "missing"])
+    with pytest.raises(GenlabError, match=r"pip install 'genlab\[demo\]'"):
+        demo_app.build_demo([run_dirs["vae"]])
+    # A folder named gradio/ in the working directory (Gradio's cache) imports as an empty namespace package.
+    monkeypatch.setitem(sys.modules, "gradio", types.ModuleType("gradio"))
+    with pytest.raises(GenlabError, match="not installed"):
+        demo_app.require_gradio()
+
+
+def run_main(monkeypatch, capsys, *args):
+    """``genlab ARGS`` through the console script's main(); returns (exit code, stderr)."""
+    log = logging.getLogger("genlab")
+    monkeypatch.setattr(log, "handlers", [])  # main() adds a stderr handler: keep it to this test
+    monkeypatch.setattr(log, "level", log.level)
+    monkeypatch.setattr(sys, "argv", ["genlab", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return exited.value.code, capsys.readouterr().err
+
+
+def test_cli_demo_refuses_a_missing_run_dir_and_a_missing_gradio(tmp_path, run_dirs, monkeypatch, capsys):
+    code, err = run_main(monkeypatch, capsys, "demo", str(run_dirs["vae"]), str(tmp_path / "no-such-run"))
+    assert code == 2 and f"run directory not found: {tmp_path / 'no-such-run'}" in err and "Traceback" not in err
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    code, err = run_main(monkeypatch, capsys, "demo", str(run_dirs["vae"]))
+    assert code == 2 and "pip install 'genlab[demo]'" in err
+
+    result = CliRunner().invoke(app, ["demo", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--max-upload-mb", "127.0.0.1", "7860"):
+        assert option in result.output
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """Replace ``gradio.Blocks.launch`` by a recorder of its keyword arguments."""
+    import gradio as gr
+
+    calls = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_launch_defaults_to_localhost_with_gradios_upload_limit(run_dirs, launched, monkeypatch, capsys, caplog):
+    caplog.set_level(logging.WARNING, logger="genlab.demo")
+    demo_app.launch([run_dirs["vae"]])
+    code, err = run_main(monkeypatch, capsys, "demo", str(run_dirs["gan"]))
+    assert code == 0, err
+    assert len(launched) == 2
+    for kwargs in launched:
+        assert kwargs["server_name"] == "127.0.0.1" and kwargs["server_port"] == 7860
+        assert kwargs["max_file_size"] == 10 * 1024 * 1024 and kwargs["share"] is False
+    assert not caplog.records  # no warning on the loopback address
+
+    demo_app.launch([run_dirs["gan"]], host="0.0.0.0", port=8000, max_upload_mb=2)
+    assert launched[-1]["server_name"] == "0.0.0.0" and launched[-1]["max_file_size"] == 2 * 1024 * 1024
+    assert any("0.0.0.0" in r.getMessage() and "no login" in r.getMessage() for r in caplog.records)
+    assert demo_app.is_loopback("localhost") and demo_app.is_loopback("::1") and demo_app.is_loopback("127.0.0.2")
+    assert not demo_app.is_loopback("0.0.0.0") and not demo_app.is_loopback("example.org")
+
+
+def test_served_demo_refuses_oversized_uploads(run_dirs, monkeypatch):
+    """A real server on a free loopback port: Gradio itself answers 413 above --max-upload-mb."""
+    import gradio as gr
+    import httpx
+
+    servers = []
+    original = gr.Blocks.launch
+
+    def launch_in_background(self, **kwargs):
+        servers.append(self)
+        return original(self, **kwargs, prevent_thread_lock=True)
+
+    monkeypatch.setattr(gr.Blocks, "launch", launch_in_background)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo_app.launch([run_dirs["vae"]], port=port, max_upload_mb=0.01)  # 10,485 bytes
+    try:
+        url = f"http://127.0.0.1:{port}/gradio_api/upload"
+        small = httpx.post(url, files={"files": ("small.png", b"x" * 5000, "image/png")}, timeout=30)
+        large = httpx.post(url, files={"files": ("large.png", b"x" * 20000, "image/png")}, timeout=30)
+        assert small.status_code == 200, small.text
+        assert large.status_code == 413 and "10485 bytes" in large.text
+    finally:
+        servers[0].close()
