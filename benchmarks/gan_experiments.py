@@ -16,15 +16,16 @@
   over the run, as in the ablation).
 
 Every (variant, seed) is trained by genlab's loop in its own run directory
-``OUT/<variant>/seed<k>`` and evaluated with ``genlab eval``'s :func:`evaluate_run` (FID, KID,
-precision, recall and the Inception-Score-style score on the evaluator classifier's features;
-TF-Inception FID/KID too with ``--inception``). Runs are resumable: a run whose ``eval.json``
-matches the requested epochs and eval settings is skipped, an interrupted one continues from its
-newest checkpoint (rerun the same command). ``OUT`` receives ``results.json``, ``results.md`` (the
-exact command, a table of mean ± sample std over seeds, and which variants beat the baseline by
-more than the combined std — or that none does) and bar charts with error bars (plus line plots
-for the sweeps). ``--variants`` trains a subset (e.g. one per process); rerunning without it then
-only collects. Default output: ``benchmarks/results/gan_<experiment>``.
+``RUNS/<section>/<variant>/seed<k>`` (``--runs``, default ``runs/gan_<experiment>``, outside git)
+and evaluated with ``genlab eval``'s :func:`evaluate_run` (FID, KID, precision, recall and the
+Inception-Score-style score on the evaluator classifier's features; TF-Inception FID/KID too with
+``--inception``). Runs are resumable: a run whose ``eval.json`` matches the requested epochs and
+eval settings is skipped, an interrupted one continues from its newest checkpoint (rerun the same
+command). ``--out`` (default ``benchmarks/results/gan_<experiment>``) receives ``results.json``,
+``results.md`` (the exact command, a table of mean ± sample std over seeds, and which variants beat
+the baseline by more than the combined std — or that none does) and bar charts with error bars
+(plus line plots for the sweeps). ``--variants`` trains a subset (e.g. one per process); rerunning
+without it then only collects.
 """
 
 from __future__ import annotations
@@ -401,7 +402,7 @@ def run_sections(sections: list[Section], args) -> None:
         if identity in by_config:
             record = by_config[identity] | {"skipped": True}
         else:
-            run_dir = Path(args.out) / section.name / variant.slug / f"seed{seed}"
+            run_dir = Path(args.runs) / section.name / variant.slug / f"seed{seed}"
             record = run_variant(variant.config, overrides, seed, run_dir)
             record |= {"overrides": overrides, "config": str(variant.config)}
             by_config[identity] = record
@@ -490,7 +491,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument("--inception", action="store_true", help="also TF-Inception FID/KID (slow on CPU)")
         p.add_argument("--threads", type=int, help="train.num_threads (default: torch's; smoke 1)")
         p.add_argument("--batch-size", type=int, help="train.batch_size (compare: default 128 for both)")
-        p.add_argument("--out", help=f"output directory (default benchmarks/results/gan_{name})")
+        p.add_argument("--out", help=f"results: tables and figures (default benchmarks/results/gan_{name})")
+        p.add_argument("--runs", help=f"run directories, checkpoints included (default runs/gan_{name}, not in git)")
         p.add_argument("--smoke", action="store_true", help="tiny settings for an end-to-end check")
         p.add_argument("--variants", nargs="+", help="train only these variants (names or directory names)")
         p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
@@ -509,6 +511,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.out is None:
         args.out = str(ROOT / "benchmarks" / "results" / f"gan_{args.experiment}")
+    if args.runs is None:
+        args.runs = str(ROOT / "runs" / f"gan_{args.experiment}")
     return args
 
 
