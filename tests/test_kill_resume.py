@@ -36,6 +36,13 @@ def reference(tmp_path_factory):
     return run
 
 
+def assert_same_run(run, reference):
+    """Same per-epoch losses and bit-identical final weights."""
+    assert losses(run) == losses(reference)
+    for key, value in weights(reference).items():
+        assert torch.equal(weights(run)[key], value), key
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_after_checkpoint", [3, 16, 21])  # mid epoch 1, at the epoch boundary, mid epoch 2
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(reference, tmp_path, kill_after_checkpoint):
@@ -49,9 +56,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(reference, tmp_path, k
     assert code == -signal.SIGKILL, "the run finished before it could be killed"
     code, err = finish(start(run, "--resume"))
     assert code == 0, err[-2000:]
-    assert losses(run) == losses(reference)
-    for key, value in weights(reference).items():
-        assert torch.equal(weights(run)[key], value), key
+    assert_same_run(run, reference)
 
 
 @pytest.mark.slow
@@ -65,9 +70,7 @@ def test_sigkill_while_writing_a_checkpoint(reference, tmp_path):
     code, err = finish(start(run, "--resume"))
     assert code == 0, err[-2000:]
     assert "resumed from" in err and "step_000000009" in err
-    assert losses(run) == losses(reference)
-    for key, value in weights(reference).items():
-        assert torch.equal(weights(run)[key], value), key
+    assert_same_run(run, reference)
 
 
 @pytest.mark.slow
