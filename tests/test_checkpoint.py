@@ -6,13 +6,12 @@ import pickle
 import pytest
 import torch
 
+from conftest import tiny_config
 from genlab.errors import CheckpointError
 from genlab.models import build_model
-from genlab.runs import load_state_into
-from genlab.runs import load_run
+from genlab.runs import load_run, load_state_into
 from genlab.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from genlab.train.loop import train
-from conftest import tiny_config
 
 
 def test_round_trip_keeps_structure_and_types(tmp_path):

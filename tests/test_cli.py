@@ -4,10 +4,8 @@ import json
 import subprocess
 import sys
 
-import pytest
 from typer.testing import CliRunner
 
-from genlab.cli import app, main
 from conftest import CONFIGS, TINY
 
 runner = CliRunner()

@@ -2,9 +2,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import CONFIGS
 from genlab.config import apply_overrides, load_config, read_yaml
 from genlab.errors import ConfigError
-from conftest import CONFIGS
 
 
 def test_overrides_reach_typed_fields():

@@ -11,10 +11,10 @@ import types
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, tiny_config
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import CONFIGS, tiny_config
 from genlab.cli import app, main
 from genlab.config import DataConfig, load_config
 from genlab.demo import app as demo_app

@@ -7,8 +7,10 @@ import shutil
 
 import pytest
 import torch
+from test_loop import losses, weights
 from torch import nn
 
+from conftest import CONFIGS
 from genlab.config import load_config
 from genlab.errors import ConfigError
 from genlab.models import build_model
@@ -36,8 +38,6 @@ from genlab.train.tricks import (
     real_targets,
     uniform_draw,
 )
-from conftest import CONFIGS
-from test_loop import losses, weights
 
 #: a Radford DCGAN small enough for many train steps per second
 SMALL = ["model.width=4", "data.image_size=16"]
@@ -107,7 +107,7 @@ def test_sample_is_in_unit_range_and_reproducible():
     model = gan(*SMALL).eval()
     a = model.sample(5, generator=torch.Generator().manual_seed(3))
     b = model.sample(5, generator=torch.Generator().manual_seed(3))
-    assert a.shape == (5, 1, 16, 16) and 0 <= a.min() and a.max() <= 1
+    assert a.shape == (5, 1, 16, 16) and a.min() >= 0 and a.max() <= 1
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="unconditional"):
         model.sample(2, cond=torch.zeros(2, dtype=torch.long))
@@ -163,7 +163,7 @@ def test_label_smoothing_sets_real_targets():
     assert torch.equal(real_targets(4), torch.ones(4))
     assert torch.allclose(real_targets(4, 0.9), torch.full((4,), 0.9))
     soft = real_targets(1000, [0.7, 1.0], uniform_draw(torch.Generator().manual_seed(0)))
-    assert 0.7 <= soft.min() and soft.max() < 1.0 and soft.std() > 0.05
+    assert soft.min() >= 0.7 and soft.max() < 1.0 and soft.std() > 0.05
     assert torch.equal(fake_targets(3), torch.zeros(3))  # one-sided
 
 

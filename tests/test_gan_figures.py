@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from test_gan import TINY_GAN
 
+from conftest import CONFIGS, ROOT
 from genlab.analysis import FIGURES, write_figures
 from genlab.analysis.gan_figures import interpolation_latents, lerp, slerp, write_gan_figures
 from genlab.config import load_config
 from genlab.runs import load_run
 from genlab.train import loop
-from conftest import CONFIGS, ROOT
-from test_gan import TINY_GAN
 
 
 def assert_png(path: Path) -> tuple[int, int]:

@@ -10,9 +10,9 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from conftest import CONFIGS
 from PIL import Image
 
+from conftest import CONFIGS
 from genlab.config import DataConfig, load_config
 from genlab.errors import GenlabError
 from genlab.eval import features as features_module

@@ -8,9 +8,9 @@ import time
 
 import pytest
 import torch
+from test_loop import losses, weights
 
 from conftest import CONFIGS
-from test_loop import losses, weights
 
 # The seed architecture on 256 images, batch 16: 16 steps per epoch, slow enough to be killed mid-run.
 ARGS = [str(CONFIGS / "vae-mnist.yaml"), "data.limit=256", "data.test_limit=64", "train.batch_size=16",
@@ -24,7 +24,7 @@ def start(run_dir, *extra, env=None):
 
 
 def finish(proc):
-    out, err = proc.communicate(timeout=600)
+    _, err = proc.communicate(timeout=600)
     return proc.returncode, err
 
 

@@ -8,11 +8,11 @@ import torch
 import yaml
 from safetensors import safe_open
 
+from conftest import tiny_config
 from genlab.errors import GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel
 from genlab.train.checkpoint import list_checkpoints
 from genlab.train.loop import train
-from conftest import tiny_config
 
 
 def weights(run_dir):

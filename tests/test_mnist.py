@@ -16,6 +16,7 @@ def test_mnist_splits_shapes_and_values():
     assert x.shape == (60000, 1, 28, 28) and x.dtype == torch.uint8
     assert y.shape == (60000,) and y.dtype == torch.int64 and set(y.unique().tolist()) == set(range(10))
     xt, yt = load_mnist("test")
+    assert yt.shape == (10000,) and set(yt.unique().tolist()) == set(range(10))
     assert xt.shape == (10000, 1, 28, 28) and int(x.max()) >= 250 and int(x.min()) == 0
     with pytest.raises(DataError, match="split"):
         load_mnist("valid")

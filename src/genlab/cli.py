@@ -11,7 +11,6 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -37,8 +36,8 @@ def _setup_logging() -> None:
 @app.command()
 def train(
     config: Path = typer.Argument(..., help="YAML config, e.g. configs/vae-mnist.yaml."),
-    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is written [default: runs/<config name>]."),
+    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Where the run is written [default: runs/<config name>]."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's newest checkpoint (starts fresh if it has none)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory and start again."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the family's analysis figures into RUN_DIR/figures after training."),
@@ -61,7 +60,7 @@ def train(
 @app.command()
 def info(
     config: Path = typer.Argument(..., help="YAML config."),
-    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
 ) -> None:
     """Print each network of the model with its parameter count."""
     from genlab.config import load_config
@@ -80,9 +79,9 @@ def info(
 def sample(
     run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`."),
     n: int = typer.Option(64, "--n", min=1, max=10000, help="Number of images."),
-    label: Optional[int] = typer.Option(None, "--label", help="Class to generate (conditional models); default: cycle through classes."),
+    label: int | None = typer.Option(None, "--label", help="Class to generate (conditional models); default: cycle through classes."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent noise: the same seed gives the same file, byte for byte."),
-    nrow: Optional[int] = typer.Option(None, "--nrow", min=1, help="Images per grid row [default: ~sqrt(n)]."),
+    nrow: int | None = typer.Option(None, "--nrow", min=1, help="Images per grid row [default: ~sqrt(n)]."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
 ) -> None:
     """Generate a grid of N samples from a trained run."""
@@ -110,7 +109,7 @@ def sample(
 @app.command("eval")
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Eval overrides, e.g. eval.iw_samples=5000 eval.nll_images=null.", show_default=False),
+    overrides: list[str] | None = typer.Argument(None, help="Eval overrides, e.g. eval.iw_samples=5000 eval.nll_images=null.", show_default=False),
 ) -> None:
     """Compute the family's metrics; print them and write RUN_DIR/eval.json."""
     _setup_logging()
@@ -137,7 +136,7 @@ def figures(run_dir: Path = typer.Argument(..., help="A run directory written by
 
 @app.command()
 def demo(
-    run_dirs: List[Path] = typer.Argument(..., help="One or more run directories written by `genlab train`; one tab each."),
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories written by `genlab train`; one tab each."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. The default serves this machine only; "
                              "another address (e.g. 0.0.0.0) lets other machines use the demo, which has no login."),
     port: int = typer.Option(7860, "--port", min=1, max=65535, help="TCP port to listen on."),

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from genlab.analysis.gan_figures import write_gan_figures
 from genlab.analysis.vae_figures import write_vae_figures

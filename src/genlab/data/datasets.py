@@ -9,9 +9,9 @@ per epoch) and :func:`make_batch` turns indices into the model's input dict::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F

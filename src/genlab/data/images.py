@@ -120,7 +120,7 @@ def _open_file(path: Path, label: str):
     if st.st_size == 0:
         raise ImageDecodeError(label, "empty file (0 bytes)")
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller's ``with``
+        return open(path, "rb")
     except PermissionError:
         raise ImageDecodeError(label, "permission denied") from None
     except OSError as exc:
@@ -143,7 +143,7 @@ def _decode_stream(fp, label: str, mode: str, max_pixels: int, min_size: int) ->
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageDecodeError(label, _bomb_reason(exc, max_pixels)) from None
-        except Exception as exc:  # noqa: BLE001 - a hostile header can raise almost anything
+        except Exception as exc:
             raise ImageDecodeError(
                 label, f"truncated or corrupt header ({_describe(exc)})"
             ) from None
@@ -169,18 +169,18 @@ def _decode_stream(fp, label: str, mode: str, max_pixels: int, min_size: int) ->
                 img.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 raise ImageDecodeError(label, _bomb_reason(exc, max_pixels)) from None
-            except Exception as exc:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ...
+            except Exception as exc:
                 raise ImageDecodeError(label, f"truncated or corrupt ({_describe(exc)})") from None
 
             try:
                 oriented = ImageOps.exif_transpose(img)
-            except Exception:  # noqa: BLE001 - a broken EXIF block does not spoil the pixels
+            except Exception:
                 oriented = img
             try:
                 array = _to_array(oriented, mode)
             except ImageDecodeError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise ImageDecodeError(
                     label, f"cannot convert colour mode {img.mode} to {mode} ({_describe(exc)})"
                 ) from None

@@ -412,9 +412,9 @@ def folder_metrics(folder: str | Path, data_config: Config | DataConfig, extract
     if hasattr(extractor, "features_and_logits"):
         feats, logits = [], []
         for part in images.split(batch_size):
-            f, l = extractor.features_and_logits(part.float().div(255.0))
+            f, lg = extractor.features_and_logits(part.float().div(255.0))
             feats.append(f)
-            logits.append(l)
+            logits.append(lg)
         fake, logits = torch.cat(feats), torch.cat(logits)
     else:
         fake = extract_features(extractor, images, batch_size)

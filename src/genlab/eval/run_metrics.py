@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from genlab.config import EvalConfig, apply_overrides, from_dict
 from genlab.errors import ConfigError, GenlabError

@@ -120,7 +120,7 @@ class VAE(GenerativeModel):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        m, d = config.model, config.data
+        d = config.data
         check(d.image_size % 4 == 0, "data.image_size", d.image_size, "a multiple of 4 (two stride-2 layers)")
         check(d.value_range == "unit", "data.value_range", d.value_range,
               "'unit' (a Bernoulli decoder models pixels in [0, 1])")

@@ -34,7 +34,7 @@ class DistContext:
         return self.world_size > 1
 
     @classmethod
-    def start(cls, device: str = "auto") -> "DistContext":
+    def start(cls, device: str = "auto") -> DistContext:
         """Read torchrun's environment, pick the device and, if several processes, join the group."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
