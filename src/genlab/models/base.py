@@ -68,8 +68,26 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        """Learning-rate schedulers by name (none by default)."""
-        return {}
+        """Learning-rate schedulers by name (those made by :meth:`set_lr_schedule`; none by default)."""
+        return getattr(self, "_schedulers", {})
+
+    def set_lr_schedule(self, schedule: str, total_steps: int) -> None:
+        """One scheduler per optimizer for ``train.lr_schedule``, stepped once per training step.
+
+        ``cosine`` multiplies each optimizer's own learning rate (so TTUR ratios stay) by
+        ``(1 + cos(pi * step / total_steps)) / 2``: 1 at step 0, 0 at ``total_steps``
+        (Loshchilov & Hutter 2017, without restarts). ``constant`` makes none.
+        """
+        if schedule == "constant":
+            self._schedulers = {}
+            return
+        total = max(1, total_steps)
+
+        def cosine(step: int) -> float:
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+        self._schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+                            for name, opt in self.optimizers().items()}
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         """One optimisation step on ``batch``; returns per-image mean losses as floats."""

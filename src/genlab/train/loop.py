@@ -31,7 +31,7 @@ from genlab.data.datasets import ImageTensors, epoch_batches, iterate_eval_batch
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
 from genlab.models import build_model
 from genlab.models.base import GenerativeModel, NonFiniteLoss
-from genlab.runs import load_state_into
+from genlab.runs import latest_checkpoint, load_state_into
 from genlab.train.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from genlab.train.distributed import DistContext
 from genlab.train.logging import RunLogger
@@ -150,6 +150,23 @@ class Trainer:
         self.noise = SharedNoise(config.seed, ctx.rank, ctx.world_size)
         self.model.noise = self.noise
         self.state = LoopState(world_size=ctx.world_size)
+        self.model.set_lr_schedule(config.train.lr_schedule, config.train.epochs * self.steps_per_epoch())
+
+    def steps_per_epoch(self) -> int:
+        """Optimisation steps in one epoch on this process (the same on every rank)."""
+        cfg, ctx = self.config, self.ctx
+        return len(epoch_batches(len(self.train_data), cfg.train.batch_size, seed=cfg.seed, epoch=0, rank=ctx.rank,
+                                 world_size=ctx.world_size, drop_last=self.model.drop_last))
+
+    def initialise_from(self, run_dir: str | Path) -> None:
+        """Start from the weights of ``run_dir``'s newest checkpoint (fine-tuning); optimizers start fresh.
+
+        Raises:
+            CheckpointError: the run holds another family or an architecture of other shapes.
+        """
+        path = latest_checkpoint(Path(run_dir))
+        load_state_into(self.model, load_checkpoint(path), path, self.config.model.family)
+        log.info("initialised the networks from %s (train.init_from)", path)
 
     # --- checkpoints ------------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
@@ -256,6 +273,8 @@ class Trainer:
             for key, value in out.items():
                 st.sums[key] = st.sums.get(key, 0.0) + value * n
             st.count += n if out else 0
+            for scheduler in self.model.schedulers().values():
+                scheduler.step()
             st.step, st.batch, images = st.step + 1, b + 1, images + n
             bar.update(1)
             if out:
@@ -335,8 +354,11 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         ctx.barrier()
         _log_to_file(Path(run_dir) / "train.log", ctx.is_main)
         trainer = Trainer(config, run_dir, ctx)
-        if resume and not trainer.restore() and ctx.is_main:
+        restored = resume and trainer.restore()
+        if resume and not restored and ctx.is_main:
             log.info("no checkpoint in %s yet; starting from step 0", run_dir)
+        if not restored and config.train.init_from:
+            trainer.initialise_from(config.train.init_from)
         if ctx.is_main:
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
             log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
