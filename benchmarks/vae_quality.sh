@@ -6,11 +6,15 @@
 # Runs two trainings at a time with one thread each (2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-E2=${EPOCHS_2D:-30}; EC=${EPOCHS_CVAE:-20}; E32=${EPOCHS_32D:-100}
+E2=${EPOCHS_2D:-30}; EFT=${EPOCHS_2D_FINETUNE:-8}; EC=${EPOCHS_CVAE:-20}; E32=${EPOCHS_32D:-100}
 EVAL="eval.iw_samples=1000 eval.nll_images=200"
 (
   python -m genlab train configs/vae-mnist.yaml train.epochs=$E2 train.num_threads=1 train.progress=false --run-dir runs/bench-vae-2d --overwrite
   python -m genlab eval runs/bench-vae-2d $EVAL
+  # fine-tune the same seed architecture without dropout, lr cosine-annealed from 5e-4 to 0
+  python -m genlab train configs/vae-mnist.yaml model.dropout=0 train.lr_schedule=cosine train.lr=5e-4 \
+    train.epochs=$EFT train.init_from=runs/bench-vae-2d train.num_threads=1 train.progress=false --run-dir runs/bench-vae-2d-ft --overwrite
+  python -m genlab eval runs/bench-vae-2d-ft eval.iw_samples=1000 eval.nll_images=1000
 ) > runs/bench-vae-2d.log 2>&1 &
 (
   python -m genlab train configs/cvae-mnist.yaml train.epochs=$EC train.num_threads=1 train.progress=false --run-dir runs/bench-cvae-2d --overwrite

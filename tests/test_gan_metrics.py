@@ -268,6 +268,12 @@ def test_evaluate_gan_on_a_tiny_untrained_gan(tmp_path):
     assert "inception" in protocol["skipped"] and "fid_inception" not in result
     assert len(list(tmp_path.glob("mnist-test-32-first64-evaluator-mnist.safetensors"))) == 1
     assert evaluate_gan(model, config, cache_dir=tmp_path) == result  # seeded samples, cached reals
+    train_ref = load_config(CONFIGS / "dcgan-mnist.yaml", [*TINY_GAN, "eval.reference_split=train", "data.limit=48"])
+    result_train = evaluate_gan(model, train_ref, cache_dir=tmp_path)
+    assert result_train["protocol"]["reference"] == "mnist/train"
+    assert result_train["protocol"]["reference_images"] == 48
+    assert result_train["fid_evaluator"] != result["fid_evaluator"]
+    assert len(list(tmp_path.glob("mnist-train-32-first48-evaluator-mnist.safetensors"))) == 1
 
 
 def test_evaluate_gan_skips_the_evaluator_for_colour_images(tmp_path):
