@@ -200,6 +200,7 @@ def test_build_demo_makes_one_tab_per_run(run_dirs):
     assert [name for kind, name in labels if kind == "button"] == ["Sample", "Reconstruct", "Sample"]  # GAN: no upload
     uploads = [c for c in demo.config["components"] if c["type"] == "file"]
     assert len(uploads) == 1 and ".png" in uploads[0]["props"]["file_types"]
+    assert demo.delete_cache == (600, 3600)  # Gradio removes old uploads, and all of them at shutdown
 
     cvae = demo_app.build_demo([run_dirs["cvae"]])
     assert ("dropdown", "class label") in _component_labels(cvae)

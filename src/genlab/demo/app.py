@@ -51,6 +51,8 @@ MAX_SEED = 2**63 - 1
 DISPLAY_MIN_SIDE = 256
 #: What users of a computer without the extra are told to run.
 INSTALL_HINT = "pip install 'genlab[demo]'"
+#: Gradio's ``delete_cache`` (every 600 s, files older than 3600 s; everything at shutdown)
+UPLOAD_CACHE_CLEANUP = (600, 3600)
 
 
 # --- runs ------------------------------------------------------------------------------------------
@@ -303,7 +305,9 @@ def build_demo(run_dirs: Sequence[str | Path], max_upload_mb: float = DEFAULT_MA
     check_run_dirs(run_dirs)
     gr = require_gradio()
     runs = load_demo_runs(run_dirs)
-    with gr.Blocks(title="genlab demo", analytics_enabled=False) as demo:
+    # delete_cache: uploads and generated files older than an hour go every 10 minutes, and all of
+    # them when the server stops (Gradio otherwise leaves them in its temp folder)
+    with gr.Blocks(title="genlab demo", analytics_enabled=False, delete_cache=UPLOAD_CACHE_CLEANUP) as demo:
         gr.Markdown("# genlab demo\nSamples from trained runs; VAE and CVAE tabs also reconstruct an uploaded image.")
         with gr.Tabs():
             for index, run in enumerate(runs, start=1):
