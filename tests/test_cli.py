@@ -65,6 +65,17 @@ def test_user_mistakes_exit_2_with_a_message_and_no_traceback(tmp_path):
         assert words in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_config_error_is_printed_by_rank_0_only():
+    """Under torchrun every rank hits the same config error; one message is enough."""
+    import os
+
+    args = [sys.executable, "-m", "genlab", "info", str(CONFIGS / "vae-mnist.yaml"), "model.bogus=1"]
+    for rank, printed in (("0", True), ("1", False)):
+        proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "RANK": rank})
+        assert proc.returncode == 2
+        assert ("model.bogus" in proc.stderr) is printed, (rank, proc.stderr)
+
+
 def test_help_explains_every_option():
     code, out = genlab("train", "--help")
     assert code == 0

@@ -171,7 +171,8 @@ def main() -> None:
     try:
         app()
     except GenlabError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; rank 0 says why
+            typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 
