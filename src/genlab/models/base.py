@@ -57,6 +57,7 @@ class GenerativeModel(nn.Module):
         # DDP wrappers of our networks, used for forward passes in train_step; never registered
         # as submodules so state_dict keys stay the same with and without DDP.
         self._runners: dict[str, nn.Module] = {}
+        self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}  # set_lr_schedule
 
     # --- to implement ---------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
@@ -69,7 +70,7 @@ class GenerativeModel(nn.Module):
 
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         """Learning-rate schedulers by name (those made by :meth:`set_lr_schedule`; none by default)."""
-        return getattr(self, "_schedulers", {})
+        return self._schedulers
 
     def set_lr_schedule(self, schedule: str, total_steps: int) -> None:
         """One scheduler per optimizer for ``train.lr_schedule``, stepped once per training step.
