@@ -357,9 +357,9 @@ def evaluate_gan(model, config: Config, *, inception: bool | None = None,
 
     ``model.sample(n, generator=...)`` must give images ``(n, C, S, S)`` in [0, 1]. Draws
     ``config.eval.num_samples`` samples (batches of ``config.eval.batch_size``, latent noise seeded
-    with :data:`METRIC_SEED`) and compares them with ``eval.reference_split``
-    (the test split by default, all of it unless ``data.test_limit``): evaluator-feature FID/KID/IS/precision/recall for 1-channel MNIST-like
-    data with a shipped evaluator, and TF-Inception FID/KID/precision/recall if ``inception``
+    with :data:`METRIC_SEED`) and compares them with the split ``eval.reference_split`` (the
+    test split by default; all of it unless ``data.test_limit``): evaluator-feature
+    FID/KID/IS/precision/recall for 1-channel MNIST-like data with a shipped evaluator, and TF-Inception FID/KID/precision/recall if ``inception``
     (default: ``config.eval.inception``, false when the config has no such key). Keys and the
     ``protocol`` record: see the module docstring. Real features are cached in ``cache_dir``
     (default ``$GENLAB_CACHE/features``).
