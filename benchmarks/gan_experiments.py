@@ -260,7 +260,8 @@ def _panel_keys(summaries: dict[str, dict[str, dict]], keys: list[str]) -> list[
 def plot_bars(summaries: dict[str, dict[str, dict]], baseline: str, path: Path, title: str,
               keys: tuple[str, ...] = ("fid_evaluator", "kid_evaluator", "fid_inception")) -> Path:
     """One panel per metric: a bar per variant at its mean over seeds with ± std error bars; the
-    baseline's bar is grey and its mean a dashed line."""
+    baseline's bar is grey and its mean a dashed line. A panel whose means span more than a factor
+    of 20 uses a log scale."""
     panels = _panel_keys(summaries, list(keys))
     names = list(summaries)
     fig = _figure(max(3.5, 0.42 * len(names) + 1.2) * max(len(panels), 1), 4.4)
@@ -274,6 +275,9 @@ def plot_bars(summaries: dict[str, dict[str, dict]], baseline: str, path: Path, 
         base = summaries.get(baseline, {}).get(key, {}).get("mean")
         if base is not None:
             ax.axhline(base, color="0.3", linestyle="--", linewidth=1)
+        positive = [m for m in means if m is not None and m > 0]
+        if positive and max(positive) > 20 * min(positive):  # a failing variant would flatten the rest
+            ax.set_yscale("log")
         ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
         ax.set_title(f"{label} ({'lower' if lower else 'higher'} is better)")
         ax.grid(True, axis="y", alpha=0.3)

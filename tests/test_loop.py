@@ -124,6 +124,8 @@ def test_cosine_schedule_resumes_exactly(tmp_path):
     assert_same_weights(part, full)
     constant = train(tiny_config("vae-mnist", *extra[:1], "train.lr=0.01"), tmp_path / "constant")
     assert losses(constant)[0]["train/loss"] != losses(full)[0]["train/loss"]  # the schedule acts in epoch 1
+    with pytest.raises(GenlabError, match=r"train.epochs: 2 -> 3 with train.lr_schedule=cosine.*train.init_from"):
+        train(tiny_config("vae-mnist", *extra[1:], "train.epochs=3"), part, resume=True)
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")  # no optimizer steps here

@@ -113,7 +113,8 @@ def _saved_config_with_defaults(path: Path) -> dict:
 
 
 def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
-    """A resumed run may only change bookkeeping keys (epochs, progress, checkpoint cadence, threads)."""
+    """A resumed run may only change bookkeeping keys (epochs, progress, checkpoint cadence, threads);
+    train.epochs only under a constant learning rate."""
     # train.batch_size is per process: it may change with the number of processes, and
     # Trainer.restore checks that the global batch stays the same.
     free = {"train.epochs", "train.batch_size", "train.progress", "train.checkpoint_every_steps", "train.keep_checkpoints",
@@ -130,6 +131,12 @@ def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
             diffs.append(f"{prefix}: {a!r} -> {b!r}")
 
     walk(old, new, "")
+    old_epochs, new_epochs = old.get("train", {}).get("epochs"), new.get("train", {}).get("epochs")
+    if new.get("train", {}).get("lr_schedule", "constant") != "constant" and old_epochs != new_epochs:
+        # the schedule spans the old number of epochs: a new total would make the lr jump at the resume step
+        diffs.append(f"train.epochs: {old_epochs!r} -> {new_epochs!r} with train.lr_schedule="
+                     f"{new['train']['lr_schedule']} (its decay spans the run's epochs; to train longer, "
+                     f"start a new run with train.init_from={path.parent})")
     if diffs:
         raise GenlabError(f"--resume with a different experiment than {path}: " + "; ".join(diffs[:5])
                           + " (only train.epochs and bookkeeping keys may change)")
