@@ -253,8 +253,20 @@ def test_ema_moves_toward_weights_at_the_decay_rate():
     assert torch.equal(other.shadow[0].weight, ema.shadow[0].weight)
 
 
+def test_ema_warmup_uses_the_smaller_decay_early():
+    net = nn.Sequential(nn.Linear(2, 2))
+    ema = EMA(net, decay=0.999)
+    start = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    ema.update(net, num_updates=0)  # decay min(0.999, 1/10) = 0.1
+    assert torch.allclose(ema.shadow[0].weight, start + 0.9)
+    ema.update(net, num_updates=10_000)  # decay 0.999 < 10001/10010
+    assert torch.allclose(ema.shadow[0].weight, start + 0.9 + 0.1 * 0.001)
+
+
 def test_gan_ema_is_checkpointed_not_trained_and_used_for_sampling():
-    model = gan(*SMALL, "model.ema_decay=0.5")
+    model = gan(*SMALL, "model.ema_decay=0.5", "model.ema_warmup=false")
     assert set(model.networks()) == {"generator", "discriminator"}
     assert any(k.startswith("generator_ema.") for k in model.state_dict())
     assert not any(p.requires_grad for p in model.generator_ema.parameters())
@@ -264,6 +276,11 @@ def test_gan_ema_is_checkpointed_not_trained_and_used_for_sampling():
     model.train_step({"image": images()}, 0)
     for old, ema_p, live in zip(before, model.generator_ema.parameters(), model.generator.parameters()):
         assert torch.allclose(ema_p, 0.5 * old + 0.5 * live)
+    warm = gan(*SMALL, "model.ema_decay=0.5")  # default warm-up: decay min(0.5, 1/10) at the first G update
+    before = [p.detach().clone() for p in warm.generator_ema.parameters()]
+    warm.train_step({"image": images()}, 0)
+    for old, ema_p, live in zip(before, warm.generator_ema.parameters(), warm.generator.parameters()):
+        assert torch.allclose(ema_p, 0.1 * old + 0.9 * live)
     model.eval()
     z = torch.randn(4, 100, generator=torch.Generator().manual_seed(1))
     got = model.sample(4, generator=torch.Generator().manual_seed(1))

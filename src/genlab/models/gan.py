@@ -105,6 +105,7 @@ class GANConfig(ModelConfig):
     separate_batches: bool = True  # D sees real and fake in separate batches (seed §5.2) or one mixed batch
     spectral_norm: bool = False  # spectral normalisation of D's conv/linear weights (Miyato et al. 2018)
     ema_decay: float | None = None  # EMA of G's weights, used for sampling; null = off (e.g. 0.999)
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n G updates (TF's num_updates)
     diffaug: str | None = None  # DiffAugment policy, e.g. "color,translation,cutout" (Zhao et al. 2020)
 
     def __post_init__(self) -> None:
@@ -462,8 +463,8 @@ class GAN(GenerativeModel):
                 self.discriminator.requires_grad_(True)
             g_loss = self.g_loss_fn(logits.float())
             self.step_optimizer("generator", g_loss)
-            if self._ema is not None:
-                self._ema.update(self.generator)
+            if self._ema is not None:  # G updates before this one: exact on resume, as it derives from step
+                self._ema.update(self.generator, step * m.g_steps + j if m.ema_warmup else None)
             g_losses.append(float(g_loss.detach()))
         out = {"d_loss": sum(d_losses) / len(d_losses), "g_loss": sum(g_losses) / len(g_losses),
                "d_real": sum(d_reals) / len(d_reals), "d_fake": sum(d_fakes) / len(d_fakes)}

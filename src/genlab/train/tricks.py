@@ -196,6 +196,12 @@ class EMA:
     are copied, not averaged. A model can register ``shadow`` as a submodule so that it is
     checkpointed with the rest of its ``state_dict``; :meth:`state_dict` / :meth:`load_state_dict`
     serve standalone use. Used for G with decay ≈ 0.999 (Karras et al. 2018, §A.1; Yazıcı et al. 2019).
+
+    With ``num_updates`` given, :meth:`update` warms up: the decay used is
+    ``min(decay, (1 + n) / (10 + n))`` after ``n`` earlier updates (the rule of TensorFlow's
+    ``tf.train.ExponentialMovingAverage(num_updates=...)``), so early averages are not dominated by
+    the random initial weights — which, for a G with BatchNorm whose running statistics are copied
+    from the live network, decode to grey noise for the first few thousand steps at 0.999.
     """
 
     def __init__(self, model: nn.Module, decay: float, shadow: nn.Module | None = None):
@@ -206,11 +212,13 @@ class EMA:
         self.shadow.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """One averaging step toward ``model``'s current weights (same architecture as the shadow)."""
+    def update(self, model: nn.Module, num_updates: int | None = None) -> None:
+        """One averaging step toward ``model``'s current weights (same architecture as the shadow);
+        ``num_updates`` = updates before this one, to warm the decay up (``None``: the fixed decay)."""
+        decay = self.decay if num_updates is None else min(self.decay, (1 + num_updates) / (10 + num_updates))
         own = dict(self.shadow.named_parameters())
         for name, p in model.named_parameters():
-            own[name].lerp_(p.detach(), 1.0 - self.decay)
+            own[name].lerp_(p.detach(), 1.0 - decay)
         own_buffers = dict(self.shadow.named_buffers())
         for name, b in model.named_buffers():
             own_buffers[name].copy_(b)
