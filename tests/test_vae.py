@@ -20,6 +20,48 @@ def test_seed_preset_matches_the_seed_tables(name, counts):
     assert build_model(load_config(CONFIGS / f"{name}.yaml")).parameter_counts() == counts
 
 
+#: the all-convolutional layout (preset deep) at tiny widths
+TINY_DEEP = ["model.preset=deep", "model.conv_channels=[4,4,8,8,8]", "model.encoder_hidden=[16]",
+             "model.decoder_hidden=[]", "model.decoder_channels=[8,4,4,4,4]"]
+
+
+def test_deep_preset_is_the_all_convolutional_layout():
+    model = build_model(load_config(CONFIGS / "vae-mnist-32d.yaml"))
+    assert model.parameter_counts() == {"encoder": 921_440, "decoder": 183_585}
+    convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride[0] for c in convs] == [1, 2, 1, 2, 1, 1] and convs[-1].kernel_size == (7, 7)  # the valid 7x7 conv
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64, 64, 256]
+    transposed = [m for m in model.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [t.out_channels for t in transposed] == [64, 64, 32, 32, 32, 32]
+    assert [t.stride[0] for t in transposed] == [1, 1, 2, 1, 2, 1]
+
+
+@pytest.mark.parametrize("name", ["vae-mnist", "cvae-mnist"])
+def test_deep_layout_shapes_for_vae_and_cvae(name):
+    model = build_model(tiny_config(name, *TINY_DEEP, "model.latent_dim=5")).eval()
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([0, 4, 9])
+    mu, logvar = model.encode(x, y)
+    assert mu.shape == logvar.shape == (3, 5)
+    assert model.decode(mu, y).shape == (3, 1, 28, 28)
+    s = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (4, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["model.preset=deep", "model.conv_channels=[4,8,8]"], "model.conv_channels"),
+    (["model.preset=deep", "model.decoder_hidden=[16]"], "model.decoder_hidden"),
+    (["model.preset=deep", "model.encoder_hidden=[16,8]"], "model.encoder_hidden"),
+    (["model.preset=deep", "model.decoder_channels=[8,8]"], "model.decoder_channels"),
+    (["model.decoder_channels=[8,8,8,8,8]"], "model.decoder_channels"),  # the seed layout mirrors conv_channels
+    (["model.arch=allconv"], "model.conv_channels"),
+])
+def test_layout_keys_are_checked(overrides, key):
+    from genlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(CONFIGS / "vae-mnist.yaml", overrides)
+
+
 def test_shapes_and_ranges():
     model = build_model(tiny_config("cvae-mnist")).eval()
     x = torch.rand(5, 1, 28, 28)
@@ -51,8 +93,9 @@ def test_iwae_bound_is_logmeanexp():
     assert float(iwae_bound(w)) == pytest.approx(math.log(2.0))
 
 
-def test_loss_falls_on_a_tiny_overfit():
-    cfg = tiny_config("vae-mnist", "train.lr=0.003", "data.binarize=none")
+@pytest.mark.parametrize("layout", [[], TINY_DEEP], ids=["seed", "deep"])
+def test_loss_falls_on_a_tiny_overfit(layout):
+    cfg = tiny_config("vae-mnist", "train.lr=0.003", "data.binarize=none", *layout)
     torch.manual_seed(0)
     model = build_model(cfg)
     model.noise = SharedNoise(0)

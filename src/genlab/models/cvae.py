@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.config import check
-from genlab.models.vae import VAE, VAE_PRESETS, ConvDecoder, ConvEncoder, VAEConfig
+from genlab.models.vae import VAE, VAE_PRESETS, VAEConfig, build_decoder, encoder_class
 
 CVAE_PRESETS = {
     "seed": {**VAE_PRESETS["seed"], "decoder_hidden": []},  # seed decoder: [z, y] → 6272 directly
     "large": VAE_PRESETS["large"],
+    "deep": VAE_PRESETS["deep"],
 }
 
 
@@ -45,11 +46,11 @@ class CVAEConfig(VAEConfig):
 class LabelConditionedEncoder(nn.Module):
     """(image ``(N, C, S, S)``, label ``(N,)``) → ``(mu, logvar)``; the label becomes an extra channel."""
 
-    def __init__(self, num_classes: int, in_channels: int, image_size: int, **encoder_args):
+    def __init__(self, num_classes: int, in_channels: int, image_size: int, arch: str = "seed", **encoder_args):
         super().__init__()
         self.num_classes, self.image_size = num_classes, image_size
         self.label_map = nn.Linear(num_classes, image_size * image_size)
-        self.body = ConvEncoder(in_channels + 1, image_size, **encoder_args)
+        self.body = encoder_class(arch)(in_channels + 1, image_size, **encoder_args)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor):
         onehot = F.one_hot(y, self.num_classes).to(x.dtype)
@@ -60,10 +61,10 @@ class LabelConditionedEncoder(nn.Module):
 class LabelConditionedDecoder(nn.Module):
     """(z ``(N, D)``, label ``(N,)``) → logits; z is concatenated with the one-hot label."""
 
-    def __init__(self, num_classes: int, latent_dim: int, **decoder_args):
+    def __init__(self, num_classes: int, body: nn.Module):
         super().__init__()
         self.num_classes = num_classes
-        self.body = ConvDecoder(latent_dim + num_classes, **decoder_args)
+        self.body = body  # a decoder taking latent_dim + num_classes inputs
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.body(torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1))
@@ -80,14 +81,14 @@ class CVAE(VAE):
 
     def build_encoder(self) -> nn.Module:
         m, d = self.config.model, self.config.data
-        return LabelConditionedEncoder(m.num_classes, d.channels, d.image_size, conv_channels=m.conv_channels,
-                                       hidden=m.encoder_hidden, latent_dim=m.latent_dim, dropout=m.dropout)
+        return LabelConditionedEncoder(m.num_classes, d.channels, d.image_size, arch=m.arch,
+                                       conv_channels=m.conv_channels, hidden=m.encoder_hidden,
+                                       latent_dim=m.latent_dim, dropout=m.dropout)
 
     def build_decoder(self) -> nn.Module:
         m, d = self.config.model, self.config.data
-        return LabelConditionedDecoder(m.num_classes, m.latent_dim, hidden=m.decoder_hidden,
-                                       conv_channels=m.conv_channels, out_channels=d.channels,
-                                       image_size=d.image_size)
+        return LabelConditionedDecoder(m.num_classes, build_decoder(m, m.latent_dim + m.num_classes, d.channels,
+                                                                    d.image_size))
 
     def encode(self, x, y=None, train=False):
         return (self.run("encoder") if train else self.encoder)(x, self._labels(y))
