@@ -193,6 +193,9 @@ def test_inception_features_from_the_packaged_torchscript_offline():
     feats = extractor(x)
     assert feats.shape == (2, 2048) and feats.dtype == torch.float32
     assert torch.isfinite(feats).all() and (feats >= 0).all()  # pool3 after ReLU
+    extractor.chunk = 1  # one image per forward pass: the same features
+    torch.testing.assert_close(extractor(x), feats, rtol=1e-5, atol=1e-5)
+    assert extractor(x[:0]).shape == (0, 2048)
     assert extractor.prepare(torch.zeros(1, 3, 8, 8)).min() == -1.0
     assert extractor.prepare(torch.ones(1, 3, 8, 8)).max() == pytest.approx(255 / 128 - 1)
 

@@ -182,6 +182,9 @@ class InceptionFeatures:
     key = "inception"
     name = "inception-tf-pool3"
     dim = 2048
+    #: images per forward pass: 16 ran at 0.19 s/image on one thread of this CPU, 200 at 0.25 s/image
+    #: (a 299×299 batch of 200 does not fit the caches); the features do not depend on it
+    chunk = 16
 
     def __init__(self, device: str | torch.device = "cpu"):
         path = inception_weights_path()
@@ -215,8 +218,12 @@ class InceptionFeatures:
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Features ``(N, 2048)`` float32 (non-negative: pool3 after ReLU) of images in [0, 1]."""
-        return self.model(self.prepare(images).contiguous(memory_format=torch.channels_last)).float().cpu()
+        """Features ``(N, 2048)`` float32 (non-negative: pool3 after ReLU) of images in [0, 1], :attr:`chunk` at a time."""
+        _check_images(images)
+        if not len(images):
+            return torch.zeros(0, self.dim)
+        return torch.cat([self.model(self.prepare(part).contiguous(memory_format=torch.channels_last)).float().cpu()
+                          for part in images.split(self.chunk)])
 
 
 def extract_features(extractor, images: torch.Tensor, batch_size: int = 500,
