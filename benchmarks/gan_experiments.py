@@ -25,7 +25,9 @@ command). ``--out`` (default ``benchmarks/results/gan_<experiment>``) receives `
 ``results.md`` (the exact command, a table of mean ± sample std over seeds, and which variants beat
 the baseline by more than the combined std — or that none does) and bar charts with error bars
 (plus line plots for the sweeps). ``--variants`` trains a subset (e.g. one per process); rerunning
-without it then only collects.
+without it then only collects. Run directories are not kept in git: ``--keep-results`` re-runs some
+variants and keeps the other rows of an existing ``results.json`` (made with the same settings), and
+``results.md`` then lists every command that made a row.
 """
 
 from __future__ import annotations
@@ -390,17 +392,23 @@ def common_overrides(args, config_path: Path) -> list[str]:
     return out
 
 
-def run_sections(sections: list[Section], args) -> None:
+def run_overrides(args, variant: Variant) -> list[str]:
+    """Every override of ``variant``'s runs in this invocation: the shared ones, the variant's, then ``--set``."""
+    return [*common_overrides(args, variant.config), *variant.overrides, *args.set]
+
+
+def run_sections(sections: list[Section], args, command: str = "") -> None:
     """Train and evaluate every (variant, seed) of ``sections`` (or of ``--variants``), filling ``runs``.
 
     A variant whose full config equals one already run in this invocation (e.g. the noise sweeps'
-    two baselines, both the base config) reuses that run instead of training it again.
+    two baselines, both the base config) reuses that run instead of training it again. Each record
+    names the ``command`` that made it.
     """
     todo = [(s, v, seed) for s in sections for v in s.variants for seed in args.seeds
             if not args.variants or v.name in args.variants or v.slug in args.variants]
     by_config: dict[str, dict] = {}
     for i, (section, variant, seed) in enumerate(todo, 1):
-        overrides = [*common_overrides(args, variant.config), *variant.overrides, *args.set]
+        overrides = run_overrides(args, variant)
         identity = json.dumps(load_config(variant.config, [*overrides, f"seed={seed}"]).to_dict(), sort_keys=True)
         started = time.perf_counter()
         if identity in by_config:
@@ -408,13 +416,47 @@ def run_sections(sections: list[Section], args) -> None:
         else:
             run_dir = Path(args.runs) / section.name / variant.slug / f"seed{seed}"
             record = run_variant(variant.config, overrides, seed, run_dir)
-            record |= {"overrides": overrides, "config": str(variant.config)}
+            record |= {"overrides": overrides, "config": str(variant.config), "command": command}
             by_config[identity] = record
         section.runs.setdefault(variant.name, []).append(record)
         fid = record["metrics"].get("fid_evaluator", record["metrics"].get("fid_inception"))
         state = "already done" if record["skipped"] else f"{time.perf_counter() - started:.1f} s"
         fid_text = "n/a" if fid is None else f"{fid:.4g}"
         print(f"[{i}/{len(todo)}] {section.name}/{variant.name} seed {seed}: {state}; FID {fid_text}", flush=True)
+
+
+def keep_previous_results(sections: list[Section], args, path: Path) -> list[str]:
+    """Fill the variants this invocation did not run from an earlier ``results.json`` at ``path``.
+
+    A kept run must have been made with exactly the overrides this invocation would use for it
+    (same budget, eval settings and ``--set``) and the variant must have a run for every seed of
+    ``--seeds``; otherwise :class:`SystemExit` names the variant and the difference. Runs keep the
+    command that made them (older files: the file's own command). Returns the kept variants' names.
+    """
+    if not path.is_file():
+        raise SystemExit(f"--keep-results: {path} does not exist (nothing to keep)")
+    previous = json.loads(path.read_text())
+    old_sections = {s["name"]: {v["name"]: v for v in s["variants"]} for s in previous.get("sections", [])}
+    kept = []
+    for section in sections:
+        for variant in section.variants:
+            old = old_sections.get(section.name, {}).get(variant.name)
+            if variant.name in section.runs or old is None:
+                continue
+            runs = {run["seed"]: run for run in old["runs"]}
+            missing = [seed for seed in args.seeds if seed not in runs]
+            if missing:
+                raise SystemExit(f"--keep-results: {section.name}/{variant.name} in {path} has no run for seed(s) "
+                                 f"{missing}; run it again (--variants '{variant.name}')")
+            wanted = run_overrides(args, variant)
+            for seed in args.seeds:
+                if runs[seed].get("overrides") != wanted:
+                    raise SystemExit(f"--keep-results: {section.name}/{variant.name} seed {seed} in {path} was made "
+                                     f"with overrides {runs[seed].get('overrides')}, not {wanted}; run it again "
+                                     f"(--variants '{variant.name}')")
+            section.runs[variant.name] = [{"command": previous["command"], **runs[seed]} for seed in args.seeds]
+            kept.append(variant.name)
+    return kept
 
 
 def _extra_columns(runs: list[dict], params: bool) -> dict[str, str]:
@@ -433,7 +475,14 @@ def write_results(experiment: str, sections: list[Section], args, command: str) 
     """``results.json``, ``results.md`` and the figures of ``sections`` into ``args.out``."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# GAN experiment: {experiment}", "", "Command:", "", f"    {command}", ""]
+    made_by = list(dict.fromkeys(run.get("command") or command for section in sections
+                                 for runs in section.runs.values() for run in runs)) or [command]
+    if len(made_by) == 1:
+        lines = [f"# GAN experiment: {experiment}", "", "Command:", "", f"    {made_by[0]}", ""]
+    else:  # --keep-results: rows from several invocations
+        lines = [f"# GAN experiment: {experiment}", "", "Commands (each run's own is in results.json; "
+                 "the last one kept the other rows with --keep-results):", "",
+                 *[f"    {c}" for c in made_by], ""]
     if args.smoke:
         lines += [("**Smoke settings** (a few hundred images, one epoch, tiny networks, 128 samples): "
                    "the numbers only show that the pipeline runs; they say nothing about the models."), ""]
@@ -499,6 +548,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument("--runs", help=f"run directories, checkpoints included (default runs/gan_{name}, not in git)")
         p.add_argument("--smoke", action="store_true", help="tiny settings for an end-to-end check")
         p.add_argument("--variants", nargs="+", help="train only these variants (names or directory names)")
+        p.add_argument("--keep-results", action="store_true",
+                       help="keep the rows of OUT/results.json that this invocation does not train "
+                            "(same settings required), e.g. after re-running one variant with --variants")
         p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                        help="extra config overrides for every run, applied last")
         if name == "compare":
@@ -527,7 +579,10 @@ def main(argv: list[str] | None = None) -> None:
     base = Path(getattr(args, "config", CONFIGS / "dcgan-mnist.yaml"))
     sections = EXPERIMENTS[args.experiment](args, common_overrides(args, base) + args.set)
     started = time.perf_counter()
-    run_sections(sections, args)
+    run_sections(sections, args, command)
+    if args.keep_results:
+        kept = keep_previous_results(sections, args, Path(args.out) / "results.json")
+        print(f"kept from {Path(args.out) / 'results.json'}: {', '.join(kept) or 'nothing'}")
     json_path, md_path = write_results(args.experiment, sections, args, command)
     print(f"{md_path}\n{json_path}\n({time.perf_counter() - started:.0f} s)")
 

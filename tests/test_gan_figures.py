@@ -181,3 +181,42 @@ def test_write_results_writes_table_verdicts_and_figures(experiments, tmp_path):
         assert width > 300 and height > 200
     assert json_path.is_file() and '"vs_baseline"' in json_path.read_text()
     assert math.isclose(experiments.mean_std([30.0, 32.0])["std"], math.sqrt(2))
+
+
+def test_keep_results_merges_earlier_rows_made_with_the_same_settings(experiments, tmp_path):
+    argv = ["noise", "--out", str(tmp_path), "--seeds", "0", "1", "--epochs", "1", "--set", "model.width=8"]
+    args = experiments.parse_args(argv)
+    config = CONFIGS / "dcgan-mnist.yaml"
+    variants = [experiments.Variant(f"latent_dim={d}", config, (f"model.latent_dim={d}",), value=d) for d in (2, 100)]
+
+    def section():
+        return experiments.Section("latent_dim", baseline="latent_dim=100", variants=variants, param="latent dimension")
+
+    def runs(variant, fids, command):
+        return [run | {"seed": seed, "overrides": experiments.run_overrides(args, variant), "command": command}
+                for seed, run in zip(args.seeds, fake_runs(fids))]
+
+    first = section()
+    first.runs = {"latent_dim=2": runs(variants[0], [30.0, 32.0], "cmd-1"),
+                  "latent_dim=100": runs(variants[1], [20.0, 21.0], "cmd-1")}
+    experiments.write_results("noise", [first], args, "cmd-1")
+
+    again = section()  # latent_dim=2 re-run by a second command; latent_dim=100 kept from the file
+    again.runs = {"latent_dim=2": runs(variants[0], [10.0, 11.0], "cmd-2")}
+    kept = experiments.keep_previous_results([again], args, tmp_path / "results.json")
+    assert kept == ["latent_dim=100"]
+    assert [r["metrics"]["fid_evaluator"] for r in again.runs["latent_dim=100"]] == [20.0, 21.0]
+    assert [r["command"] for r in again.runs["latent_dim=100"]] == ["cmd-1", "cmd-1"]
+    _, md_path = experiments.write_results("noise", [again], args, "cmd-2")
+    text = md_path.read_text()
+    assert "    cmd-1" in text and "    cmd-2" in text  # both commands that made rows are listed
+    assert "| latent_dim=2 | 2 | 10.50 ± 0.71 |" in text and "| latent_dim=100 | 2 | 20.50 ± 0.71 |" in text
+
+    other = experiments.parse_args([*argv[:-1], "model.width=16"])  # other settings: refuse to mix them
+    with pytest.raises(SystemExit, match=r"latent_dim=2 seed 0 .* was made with overrides .*model.width=8.*, not .*model.width=16"):
+        experiments.keep_previous_results([section()], other, tmp_path / "results.json")
+    more_seeds = experiments.parse_args([*argv, "--seeds", "0", "1", "2"])
+    with pytest.raises(SystemExit, match=r"no run for seed\(s\) \[2\]"):
+        experiments.keep_previous_results([section()], more_seeds, tmp_path / "results.json")
+    with pytest.raises(SystemExit, match="does not exist"):
+        experiments.keep_previous_results([section()], args, tmp_path / "missing.json")
