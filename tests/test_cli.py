@@ -81,3 +81,40 @@ def test_help_explains_every_option():
     assert code == 0
     for option in ("--run-dir", "--resume", "--overwrite", "train.epochs=1"):
         assert option in out
+
+
+def test_eval_scores_a_folder_of_images_against_a_config(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from genlab.data.mnist import load_mnist
+
+    digits, _ = load_mnist("test")
+    real, noise = tmp_path / "real", tmp_path / "noise"
+    (real / "sub").mkdir(parents=True)
+    noise.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):  # the last 16 test digits, one in a subfolder (folders are searched recursively)
+        Image.fromarray(digits[-1 - i].numpy().reshape(28, 28)).save(real / ("sub" if i == 0 else "") / f"{i:02d}.png")
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(noise / f"{i:02d}.png")
+    out = tmp_path / "scores.json"
+    config = str(CONFIGS / "dcgan-mnist.yaml")
+    code, text = genlab("eval", str(real), "--against", config, "eval.num_samples=12", "-o", str(out))
+    assert code == 0, text
+    result = json.loads(out.read_text())
+    metrics = result["metrics"]
+    assert metrics["protocol"]["num_samples"] == 12 and metrics["protocol"]["reference"] == "mnist/test"
+    assert metrics["protocol"]["reference_images"] == 10000 and "inception" in metrics["protocol"]["skipped"]
+    assert result["against"] == config and not (real / "eval.json").exists()  # nothing written into the folder
+    code, text = genlab("eval", str(noise), "--against", config, "eval.num_samples=12")
+    assert code == 0, text
+    noise_fid = float(next(line.split()[-1] for line in text.splitlines() if line.startswith("fid_evaluator")))
+    assert metrics["fid_evaluator"] < noise_fid / 3  # digits look like the test set, uniform noise does not
+
+    code, text = genlab("eval", str(real))
+    assert code == 2 and "--against" in text and "config.yaml" in text
+    code, text = genlab("eval", str(real), "-o", str(out))
+    assert code == 2 and "--against" in text
+    (noise / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    code, text = genlab("eval", str(noise), "--against", config)
+    assert code == 2 and "broken.png" in text

@@ -108,21 +108,37 @@ def sample(
 
 @app.command("eval")
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`."),
-    overrides: list[str] | None = typer.Argument(None, help="Eval overrides, e.g. eval.iw_samples=5000 eval.nll_images=null.", show_default=False),
+    run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`, or with --against a folder of images."),
+    overrides: list[str] | None = typer.Argument(None, help="Eval overrides, e.g. eval.iw_samples=5000 eval.nll_images=null "
+                                                 "eval.inception=true eval.num_samples=5000.", show_default=False),
+    against: Path | None = typer.Option(None, "--against", help="Score RUN_DIR as a folder of images (e.g. another model's "
+                                        "samples) against this config's data: FID/KID/precision/recall (and IS for "
+                                        "MNIST-like data) versus eval.reference_split."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="With --against: also write the results to this JSON file."),
 ) -> None:
-    """Compute the family's metrics; print them and write RUN_DIR/eval.json."""
-    _setup_logging()
-    from genlab.eval.run_metrics import evaluate_run
+    """Compute the family's metrics; print them and write RUN_DIR/eval.json (with --against: score a folder of images)."""
+    import json
 
-    results = evaluate_run(run_dir, overrides or [])
+    _setup_logging()
+    from genlab.eval.run_metrics import evaluate_run, evaluate_samples_folder
+
+    if output is not None and against is None:
+        raise GenlabError("-o/--output goes with --against; a run's metrics are written to RUN_DIR/eval.json")
+    if against is None and not (run_dir / "config.yaml").is_file() and run_dir.is_dir():
+        raise GenlabError(f"{run_dir} is not a run directory (no config.yaml); to score a folder of images, "
+                          "pass --against CONFIG (e.g. --against configs/dcgan-mnist.yaml)")
+    results = evaluate_run(run_dir, overrides or []) if against is None else \
+        evaluate_samples_folder(run_dir, against, overrides or [])
     for key, value in results["metrics"].items():
         if isinstance(value, dict):
-            import json
-
             value = json.dumps(value, indent=2).replace("\n", "\n" + " " * 40)
         typer.echo(f"{key:<40}{value:.4f}" if isinstance(value, float) else f"{key:<40}{value}")
-    typer.echo(f"wrote {Path(run_dir) / 'eval.json'}")
+    if against is None:
+        typer.echo(f"wrote {run_dir / 'eval.json'}")
+    elif output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2) + "\n")
+        typer.echo(f"wrote {output}")
 
 
 @app.command()

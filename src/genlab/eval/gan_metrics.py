@@ -390,25 +390,19 @@ def evaluate_gan(model, config: Config, *, inception: bool | None = None,
     return out
 
 
-def folder_metrics(folder: str | Path, data_config: Config | DataConfig, extractor, *, split: str = "test",
-                   cache_dir: str | Path | None = None, batch_size: int = 500, limit: int | None = None,
-                   skip_bad: bool = False) -> dict[str, Any]:
-    """Metrics of a folder of images (e.g. another model's samples) against a dataset split.
-
-    The folder's images are decoded with :func:`genlab.data.folders.load_image_folder` at
-    ``data.image_size`` and ``data.channels`` (center crop + resize), optionally the first
-    ``limit`` only, and scored with ``extractor`` (:mod:`genlab.eval.features`) against the cached
-    real features of ``split``: the same flat keys and ``protocol`` as :func:`evaluate_gan`
-    (IS only with the evaluator), the protocol naming the folder as ``samples``.
-    """
+def _load_samples(folder: str | Path, data: DataConfig, limit: int | None, skip_bad: bool):
+    """A folder's images as :func:`genlab.data.folders.load_image_folder` decodes them at ``data``'s size and channels."""
     from genlab.data.folders import load_image_folder
 
-    data = _data_of(data_config)
     loaded = load_image_folder(folder, image_size=data.image_size, mode="L" if data.channels == 1 else "RGB",
                                limit=limit, skip_bad=skip_bad)
     if len(loaded) < PR_K + 1:
         raise GenlabError(f"{folder}: {len(loaded)} images; sample metrics need at least {PR_K + 1}")
-    images = loaded.images
+    return loaded
+
+
+def _folder_scores(images: torch.Tensor, data: DataConfig, extractor, split: str, cache_dir, batch_size: int):
+    """Scores and settings of uint8 ``images`` ``(N, C, S, S)`` against the cached real features of ``split``."""
     logits = None
     if hasattr(extractor, "features_and_logits"):
         feats, logits = [], []
@@ -421,7 +415,55 @@ def folder_metrics(folder: str | Path, data_config: Config | DataConfig, extract
         fake = extract_features(extractor, images, batch_size)
     real = real_features(data, split, extractor, cache_dir, batch_size)
     out, settings = scores_from_features(extractor.key, real, fake, logits)
-    out["protocol"] = {"num_samples": len(fake), "samples": str(folder), "reference": f"{data.name}/{split}",
-                       "reference_images": len(real), "features": {extractor.key: _feature_info(extractor)},
+    return out, settings | {"reference_images": len(real)}
+
+
+def folder_metrics(folder: str | Path, data_config: Config | DataConfig, extractor, *, split: str = "test",
+                   cache_dir: str | Path | None = None, batch_size: int = 500, limit: int | None = None,
+                   skip_bad: bool = False) -> dict[str, Any]:
+    """Metrics of a folder of images (e.g. another model's samples) against a dataset split.
+
+    The folder's images are decoded with :func:`genlab.data.folders.load_image_folder` at
+    ``data.image_size`` and ``data.channels`` (center crop + resize), optionally the first
+    ``limit`` only, and scored with ``extractor`` (:mod:`genlab.eval.features`) against the cached
+    real features of ``split``: the same flat keys and ``protocol`` as :func:`evaluate_gan`
+    (IS only with the evaluator), the protocol naming the folder as ``samples``.
+    """
+    data = _data_of(data_config)
+    loaded = _load_samples(folder, data, limit, skip_bad)
+    out, settings = _folder_scores(loaded.images, data, extractor, split, cache_dir, batch_size)
+    out["protocol"] = {"num_samples": len(loaded), "samples": str(folder), "reference": f"{data.name}/{split}",
+                       "features": {extractor.key: _feature_info(extractor)},
                        "skipped_files": len(loaded.skipped), **settings}
+    return out
+
+
+def evaluate_folder(folder: str | Path, config: Config, *, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """``genlab eval FOLDER --against CONFIG``: the metrics of :func:`evaluate_gan` for a folder of images.
+
+    The folder (searched recursively, files in sorted order; the first ``eval.num_samples``) is
+    decoded once at ``config.data``'s size and channels and scored against ``eval.reference_split``
+    of ``config.data`` with the same extractors as a GAN run of that config: the evaluator for
+    1-channel MNIST-like data, TF-Inception with ``eval.inception``. ``data.skip_bad_files`` skips
+    undecodable files (counted in the protocol) instead of stopping at the first.
+
+    Raises:
+        GenlabError: no extractor applies (e.g. RGB data without ``eval.inception=true``), the
+            folder has too few images, or an image cannot be decoded.
+    """
+    data, split = config.data, config.eval.reference_split
+    extractors, skipped = _extractors(config, bool(config.eval.inception))
+    if not extractors:
+        raise GenlabError(f"no feature extractor applies to {data.name} images with {data.channels} channels: "
+                          "set eval.inception=true for TF-Inception FID/KID")
+    loaded = _load_samples(folder, data, config.eval.num_samples, data.skip_bad_files)
+    out: dict[str, Any] = {}
+    protocol: dict[str, Any] = {"num_samples": len(loaded), "samples": str(folder), "reference": f"{data.name}/{split}",
+                                "skipped_files": len(loaded.skipped), "features": {}, "skipped": skipped}
+    for e in extractors:
+        scores, settings = _folder_scores(loaded.images, data, e, split, cache_dir, config.eval.batch_size)
+        out |= scores
+        protocol["features"][e.key] = _feature_info(e)
+        protocol |= settings
+    out["protocol"] = protocol
     return out

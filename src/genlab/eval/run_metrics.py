@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from genlab.config import EvalConfig, apply_overrides, from_dict
+from genlab.config import Config, EvalConfig, apply_overrides, from_dict, load_config
 from genlab.errors import ConfigError, GenlabError
-from genlab.eval.gan_metrics import evaluate_gan
+from genlab.eval.gan_metrics import evaluate_folder, evaluate_gan
 from genlab.eval.vae_metrics import evaluate_vae
 from genlab.runs import latest_checkpoint, load_run
 
@@ -19,10 +19,8 @@ from genlab.runs import latest_checkpoint, load_run
 METRICS: dict[str, Callable] = {"vae": evaluate_vae, "cvae": evaluate_vae, "gan": evaluate_gan}
 
 
-def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
-    """Evaluate a run; ``overrides`` may change ``eval.*`` keys only. Writes and returns ``eval.json``."""
-    run_dir = Path(run_dir)
-    config, model, state = load_run(run_dir)
+def apply_eval_overrides(config: Config, overrides: list[str]) -> None:
+    """Set ``eval.*`` overrides on ``config`` in place; any other key is a :class:`ConfigError`."""
     bad = [o for o in overrides if not o.startswith("eval.")]
     if bad:
         raise ConfigError(f"override {bad[0]!r}: genlab eval accepts eval.* keys only "
@@ -30,6 +28,29 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, An
     if overrides:
         merged = apply_overrides({"eval": config.to_dict()["eval"]}, list(overrides))
         config.eval = from_dict(EvalConfig, merged["eval"], prefix="eval")
+
+
+def evaluate_samples_folder(folder: str | Path, config_path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """Score a folder of images against the data of the config at ``config_path``
+    (:func:`~genlab.eval.gan_metrics.evaluate_folder`); ``overrides``: ``eval.*`` keys. Returns the
+    result record (nothing is written)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GenlabError(f"{folder}: not a directory (--against scores a folder of images)")
+    config = load_config(config_path)
+    apply_eval_overrides(config, list(overrides))
+    config.data.test_limit = None  # the whole reference split, as for runs
+    started = time.perf_counter()
+    metrics = evaluate_folder(folder, config)
+    return {"samples": str(folder), "against": str(config_path), "data": config.to_dict()["data"],
+            "eval_config": config.to_dict()["eval"], "seconds": time.perf_counter() - started, "metrics": metrics}
+
+
+def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """Evaluate a run; ``overrides`` may change ``eval.*`` keys only. Writes and returns ``eval.json``."""
+    run_dir = Path(run_dir)
+    config, model, state = load_run(run_dir)
+    apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # metrics use the whole test split, whatever training used
     family = config.model.family
     if family not in METRICS:
