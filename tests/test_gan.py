@@ -322,7 +322,14 @@ def test_spectral_norm_wraps_discriminator_layers():
     layers = [m for m in normed.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert layers and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
     assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in normed.generator.modules())
-    assert normed.parameter_counts() == plain.parameter_counts()
+    # D loses its BatchNorms (weight, bias, running mean and var: 4 per channel) and those convs gain a bias
+    bn_channels = sum(b.num_features for b in plain.discriminator.modules() if isinstance(b, nn.BatchNorm2d))
+    assert bn_channels and not any(isinstance(b, nn.BatchNorm2d) for b in normed.discriminator.modules())
+    counts, plain_counts = normed.parameter_counts(), plain.parameter_counts()
+    assert counts["generator"] == plain_counts["generator"]
+    assert counts["discriminator"] == plain_counts["discriminator"] - 3 * bn_channels
+    seed_d = gan("model.preset=seed", *SMALL, "model.spectral_norm=true").discriminator  # the seed DCGAN's D too
+    assert not any(isinstance(b, nn.BatchNorm2d) for b in seed_d.modules())
     assert math.isfinite(normed.train_step({"image": images()}, 0)["d_loss"])
 
 

@@ -103,7 +103,7 @@ class GANConfig(ModelConfig):
     instance_noise: float = 0.0  # sigma_0 of Gaussian noise on D's inputs ([-1, 1] image units)
     instance_noise_anneal_steps: int = 0  # sigma falls linearly to 0 at this step; 0 = constant sigma_0
     separate_batches: bool = True  # D sees real and fake in separate batches (seed §5.2) or one mixed batch
-    spectral_norm: bool = False  # spectral normalisation of D's conv/linear weights (Miyato et al. 2018)
+    spectral_norm: bool = False  # spectral normalisation of D's conv/linear weights, D without BatchNorm (Miyato et al. 2018)
     ema_decay: float | None = None  # EMA of G's weights, used for sampling; null = off (e.g. 0.999)
     ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n G updates (TF's num_updates)
     diffaug: str | None = None  # DiffAugment policy, e.g. "color,translation,cutout" (Zhao et al. 2020)
@@ -215,16 +215,26 @@ class SeedDCGANGenerator(nn.Module):
         return self.net(z)
 
 
-class SeedDCGANDiscriminator(nn.Module):
-    """Seed DCGAN D: images ``(N, C, S, S)`` → logits ``(N,)``; four k4 s2 convs (2w, 2w, 4w, 8w), dense 1."""
+def _d_conv_block(fan_in: int, fan_out: int, slope: float, batchnorm: bool) -> list[nn.Module]:
+    """A k4 s2 D convolution, then BatchNorm (the conv without bias: BN's β replaces it) or, without
+    BatchNorm, a biased conv; then LeakyReLU."""
+    if batchnorm:
+        return [nn.Conv2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.LeakyReLU(slope)]
+    return [nn.Conv2d(fan_in, fan_out, 4, 2, 1), nn.LeakyReLU(slope)]
 
-    def __init__(self, width: int, channels: int, image_size: int, slope: float):
+
+class SeedDCGANDiscriminator(nn.Module):
+    """Seed DCGAN D: images ``(N, C, S, S)`` → logits ``(N,)``; four k4 s2 convs (2w, 2w, 4w, 8w), dense 1.
+
+    ``batchnorm=False`` (used with spectral norm) drops the BatchNorms and gives those convs a bias.
+    """
+
+    def __init__(self, width: int, channels: int, image_size: int, slope: float, batchnorm: bool = True):
         super().__init__()
         w, m = width, image_size // 16
         layers: list[nn.Module] = [nn.Conv2d(channels, 2 * w, 4, stride=2, padding=1, bias=False), nn.LeakyReLU(slope)]
         for fan_in, fan_out in [(2 * w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)]:
-            layers += [nn.Conv2d(fan_in, fan_out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(fan_out),
-                       nn.LeakyReLU(slope)]
+            layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
         layers += [nn.Flatten(), nn.Linear(8 * w * m * m, 1)]
         self.net = nn.Sequential(*layers)
 
@@ -265,17 +275,19 @@ class RadfordDiscriminator(nn.Module):
 
     Conv k4 s2 p1 halving the size (f, 2f, … up to the 4×4 map), LeakyReLU 0.2, BatchNorm on all
     but the first layer (§3), then a 4×4 conv to one logit (no sigmoid). ``dropout`` > 0 adds
-    Dropout after each LeakyReLU (not in the paper).
+    Dropout after each LeakyReLU (not in the paper). ``batchnorm=False`` (used with spectral norm)
+    drops the BatchNorms and gives those convs a bias.
     """
 
-    def __init__(self, width: int, channels: int, image_size: int, slope: float, dropout: float = 0.0):
+    def __init__(self, width: int, channels: int, image_size: int, slope: float, dropout: float = 0.0,
+                 batchnorm: bool = True):
         super().__init__()
         widths = list(reversed(_radford_widths(width, image_size)))  # [f, 2f, ...]
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(slope)]
         if dropout:
             layers.append(nn.Dropout(dropout))
         for fan_in, fan_out in pairwise(widths):
-            layers += [nn.Conv2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.LeakyReLU(slope)]
+            layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
             if dropout:
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0))
@@ -375,11 +387,14 @@ class GAN(GenerativeModel):
         if m.arch == "fc":
             return (FCGenerator(m.latent_dim, m.hidden, c, s, m.leaky_slope),
                     FCDiscriminator(m.hidden, c, s, m.leaky_slope, m.dropout))
+        # Spectral norm replaces D's BatchNorm, as in Miyato et al. 2018 (§4, their D has none) and
+        # StudioGAN's SN-DCGAN: BatchNorm after a normalised conv would undo its Lipschitz bound.
+        batchnorm = not m.spectral_norm
         if m.preset == "seed":
             return (SeedDCGANGenerator(m.latent_dim, m.width, c, s, m.dropout),
-                    SeedDCGANDiscriminator(m.width, c, s, m.leaky_slope))
+                    SeedDCGANDiscriminator(m.width, c, s, m.leaky_slope, batchnorm))
         return (RadfordGenerator(m.latent_dim, m.width, c, s),
-                RadfordDiscriminator(m.width, c, s, m.leaky_slope, m.dropout))
+                RadfordDiscriminator(m.width, c, s, m.leaky_slope, m.dropout, batchnorm))
 
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
