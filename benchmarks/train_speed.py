@@ -7,7 +7,7 @@ fake batch, then one non-saturating G update), Adam with the config's learning r
 
     python benchmarks/train_speed.py [--config configs/vae-mnist.yaml] [--steps 30] [--threads 2] [key=value ...]
 
-Prints images/s of each and writes benchmarks/results/<config name>_speed.json.
+Prints images/s of each and writes benchmarks/results/<config name>_speed.json (``--out`` elsewhere).
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides for both loops' networks, e.g. model.preset=seed")
     parser.add_argument("--genlab-only", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides for genlab's loop only, e.g. train.precision=bf16 train.channels_last=false")
+    parser.add_argument("--out", help="JSON file to write (default benchmarks/results/<config name>_speed.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -125,7 +126,7 @@ def main() -> None:
                "threads": args.threads, "config": Path(args.config).name, "overrides": args.overrides,
                "genlab_only": args.genlab_only, "steps": images // args.batch_size}
     print(json.dumps(result, indent=2))
-    out = ROOT / "benchmarks" / "results" / f"{Path(args.config).stem}_speed.json"
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"{Path(args.config).stem}_speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
