@@ -17,9 +17,9 @@ Two layouts (``model.arch``): ``seed`` is the seed's (three convolutions, then d
 MNIST network of van den Berg et al. 2018 (Sylvester flows, §5 and their code): five stride-1/2/1/2/1
 convolutions and a final (S/4)×(S/4) "valid" convolution to a 256-d vector, mirrored by transposed
 convolutions in the decoder and a 1×1 output convolution. Their gated k5 convolutions are replaced
-by k3 convolutions with ELU (Clevert et al. 2016), which on this CPU trained 3× faster per image
-than the gated k3 version and reached a lower test −ELBO after one and two epochs than both
-the gated k3 and the ``large`` networks (BENCHMARKS.md).
+by plain k3 convolutions with ELU (Clevert et al. 2016) to suit CPUs: a gated layer is two
+convolutions, and a k5 kernel costs 25/9 ≈ 2.8× the multiply-adds of a k3 one. BENCHMARKS.md
+compares it with ``large`` at the same number of epochs.
 """
 
 from __future__ import annotations
