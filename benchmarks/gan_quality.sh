@@ -7,7 +7,7 @@
 # continues with the same command plus --resume in place of --overwrite.
 # TF-Inception costs 0.2-0.4 s per image per core here: the MNIST test features (10,000 images) and
 # the Twemoji training features are computed once and cached in ~/.cache/genlab/features.
-# train.precision=bf16 trains 2.1x faster on a CPU with AMX (BENCHMARKS.md, Speed); drop it on others.
+# train.precision=bf16 uses the AMX units of the Xeon these ran on (BENCHMARKS.md, Speed); drop it elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EM=${EPOCHS_MNIST:-5}; ES=${EPOCHS_SEED:-3}; EB=${EPOCHS_BEST:-20}; EE=${EPOCHS_EMOJI:-20}
