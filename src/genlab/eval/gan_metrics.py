@@ -330,6 +330,11 @@ def _extractors(config: Config, inception: bool) -> tuple[list, dict[str, str]]:
     return used, skipped
 
 
+def quantise_8bit(images: torch.Tensor) -> torch.Tensor:
+    """``images`` in [0, 1] rounded to the 256 levels of an 8-bit image, as if saved and reloaded like the reals."""
+    return images.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+
+
 @torch.no_grad()
 def _sample_features(model, n: int, batch_size: int, extractors: list, seed: int) -> dict[str, dict[str, torch.Tensor]]:
     """Features (and evaluator logits) of ``n`` samples drawn with ``seed``, quantised to 8 bits."""
@@ -339,8 +344,7 @@ def _sample_features(model, n: int, batch_size: int, extractors: list, seed: int
     parts: dict[str, dict[str, list]] = {e.key: {"features": [], "logits": []} for e in extractors}
     batches = list(torch.arange(n).split(batch_size))
     for index in tqdm(batches, desc="sample features", leave=False, dynamic_ncols=True, disable=len(batches) < 4):
-        x = model.sample(len(index), generator=generator).float().cpu()
-        x = x.clamp(0.0, 1.0).mul(255.0).round().div(255.0)  # as if saved as 8-bit images, like the reals
+        x = quantise_8bit(model.sample(len(index), generator=generator).float().cpu())
         for e in extractors:
             if hasattr(e, "features_and_logits"):
                 feats, logits = e.features_and_logits(x)
