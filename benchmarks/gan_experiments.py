@@ -47,12 +47,12 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from genlab.analysis import write_figures
+from genlab.analysis.run_figures import write_figures
 from genlab.config import Config, load_config
+from genlab.core.runlog import read_metrics
 from genlab.data.datasets import load_split
 from genlab.eval.run_metrics import evaluate_run
-from genlab.models import build_model
-from genlab.train.logging import read_metrics
+from genlab.registry import build_model
 from genlab.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ def main() -> None:
     cfg = load_config(config_path, sys.argv[2:])
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), DistContext())
-        from genlab.data.datasets import epoch_batches, make_batch
+        from genlab.data.sources import epoch_batches, make_batch
 
         batches = epoch_batches(len(trainer.train_data), cfg.train.batch_size, seed=0, epoch=0)
         for step, index in enumerate(batches[:5]):

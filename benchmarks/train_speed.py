@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from genlab.config import load_config
-from genlab.data.datasets import load_split, make_batch
-from genlab.models import build_model
-from genlab.train.noise import SharedNoise
+from genlab.core.noise import SharedNoise
+from genlab.data.datasets import load_split
+from genlab.data.sources import make_batch
+from genlab.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import tiny_config
+from genlab.core.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from genlab.errors import CheckpointError
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.runs import load_run, load_state_into
-from genlab.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from genlab.train.loop import train
 
 

@@ -46,7 +46,7 @@ def test_exponent_notation_is_a_number_for_float_keys_only():
     ("train.epochs.x=1", ["train.epochs", "not a section"]),
 ])
 def test_bad_values_name_key_value_and_allowed(override, words):
-    from genlab.models import build_model
+    from genlab.registry import build_model
 
     with pytest.raises(ConfigError) as err:
         build_model(load_config(CONFIGS / "vae-mnist.yaml", [override]))

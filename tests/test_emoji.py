@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from genlab.data import emoji as E
-from genlab.data.datasets import ImageTensors
+from genlab.data.sources import ImageTensors
 from genlab.errors import DataError
 
 SIZE = 32
@@ -129,7 +129,7 @@ def test_grinning_face_is_yellow_on_white(name):
 def test_cache_round_trip(name, monkeypatch, tmp_path):
     first = _art(name)
     path = E.cache_path(name, SIZE, LIMIT)
-    assert path.is_file() and path.parent == E._cache_dir()
+    assert path.is_file() and path.parent == E.cache_dir()
 
     def no_decoding(*args):
         raise AssertionError("decoded although cached")

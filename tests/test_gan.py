@@ -11,11 +11,7 @@ from test_loop import losses, weights
 from torch import nn
 
 from conftest import CONFIGS
-from genlab.config import load_config
-from genlab.errors import ConfigError
-from genlab.models import build_model
-from genlab.models.gan import GAN, counted_size
-from genlab.models.gan_losses import (
+from genlab.adversarial.losses import (
     GAN_LOSSES,
     bce_d_loss,
     bce_g_loss,
@@ -24,10 +20,7 @@ from genlab.models.gan_losses import (
     lsgan_d_loss,
     lsgan_g_loss,
 )
-from genlab.train import loop
-from genlab.train.checkpoint import list_checkpoints
-from genlab.train.noise import SharedNoise
-from genlab.train.tricks import (
+from genlab.adversarial.tricks import (
     EMA,
     add_instance_noise,
     diff_augment,
@@ -38,6 +31,15 @@ from genlab.train.tricks import (
     real_targets,
     uniform_draw,
 )
+from genlab.config import load_config
+from genlab.core.checkpoint import list_checkpoints
+from genlab.core.noise import SharedNoise
+from genlab.data import datasets
+from genlab.errors import ConfigError
+from genlab.models.gan import GAN
+from genlab.models.gan_nets import counted_size
+from genlab.registry import build_model
+from genlab.train import loop
 
 #: a Radford DCGAN small enough for many train steps per second
 SMALL = ["model.width=4", "data.image_size=16"]
@@ -367,15 +369,15 @@ _SPLITS: dict = {}
 
 @pytest.fixture
 def cached_data(monkeypatch):
-    """Load each split once for this module: load_split resizes all 70k MNIST images before data.limit."""
-    original = loop.load_split
+    """Load each split once for this module (the tests train several tiny GANs on the same data)."""
+    original = datasets.load_split
 
     def load(data, split):
         key = (repr(data), split)
         if key not in _SPLITS:
             _SPLITS[key] = original(data, split)
         return _SPLITS[key]
-    monkeypatch.setattr(loop, "load_split", load)
+    monkeypatch.setattr(datasets, "load_split", load)
 
 
 TINY_GAN = ["data.limit=64", "data.test_limit=64", "train.batch_size=16", "train.progress=false", "model.width=8",

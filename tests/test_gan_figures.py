@@ -14,8 +14,9 @@ from PIL import Image
 from test_gan import TINY_GAN
 
 from conftest import CONFIGS, ROOT
-from genlab.analysis import FIGURES, write_figures
+from genlab import registry
 from genlab.analysis.gan_figures import interpolation_latents, lerp, slerp, write_gan_figures
+from genlab.analysis.run_figures import write_figures
 from genlab.config import load_config
 from genlab.runs import load_run
 from genlab.train import loop
@@ -32,7 +33,7 @@ def assert_png(path: Path) -> tuple[int, int]:
 # --- figures ------------------------------------------------------------------------------------
 
 def test_gan_is_registered():
-    assert FIGURES["gan"] is write_gan_figures
+    assert registry.get("gan").figures is write_gan_figures
 
 
 @pytest.mark.parametrize("extra", [[], ["model.ema_decay=0.9", "model.loss=hinge"]], ids=["plain", "ema-hinge"])

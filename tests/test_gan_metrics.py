@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import CONFIGS
+from genlab import registry
 from genlab.config import DataConfig, load_config
 from genlab.errors import GenlabError
 from genlab.eval import features as features_module
@@ -31,8 +32,7 @@ from genlab.eval.gan_metrics import (
     precision_recall,
     real_features,
 )
-from genlab.eval.run_metrics import METRICS
-from genlab.models import build_model
+from genlab.registry import build_model
 
 TINY_GAN = ["data.limit=64", "data.test_limit=64", "train.batch_size=16", "train.progress=false", "model.width=8",
             "eval.batch_size=64", "eval.num_samples=64"]
@@ -251,7 +251,7 @@ def test_folder_metrics_against_a_split(tmp_path):
 # --- evaluating a GAN ---------------------------------------------------------------------------------
 
 def test_evaluate_gan_on_a_tiny_untrained_gan(tmp_path):
-    assert METRICS["gan"] is evaluate_gan
+    assert registry.get("gan").metrics is evaluate_gan
     config = load_config(CONFIGS / "dcgan-mnist.yaml", TINY_GAN)
     torch.manual_seed(0)
     model = build_model(config)

@@ -1,6 +1,5 @@
 """A training process killed with SIGKILL — mid-epoch or while writing a checkpoint — resumes exactly."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,9 +17,34 @@ ARGS = [str(CONFIGS / "vae-mnist.yaml"), "data.limit=256", "data.test_limit=64",
         "train.num_threads=1", "--no-figures"]
 
 
-def start(run_dir, *extra, env=None):
-    return subprocess.Popen([sys.executable, "-m", "genlab", "train", *ARGS, "--run-dir", str(run_dir), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+# `python -c KILL_WHILE_WRITING TARGET train ...`: genlab's CLI with the atomic write of checkpoint
+# TARGET replaced by one that writes half of the file's temporary copy, then SIGKILLs the process.
+KILL_WHILE_WRITING = """
+import os, signal, sys
+from genlab.core import atomic
+
+target, real_write = sys.argv.pop(1), atomic.atomic_write_bytes
+
+def half_then_die(path, data):
+    if path.name != target:
+        return real_write(path, data)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data[: len(data) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+atomic.atomic_write_bytes = half_then_die
+from genlab.cli import main
+sys.argv[0] = "genlab"
+main()
+"""
+
+
+def start(run_dir, *extra, prefix=("-m", "genlab")):
+    return subprocess.Popen([sys.executable, *prefix, "train", *ARGS, "--run-dir", str(run_dir), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc):
@@ -62,10 +86,9 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(reference, tmp_path, k
 @pytest.mark.slow
 def test_sigkill_while_writing_a_checkpoint(reference, tmp_path):
     run = tmp_path / "run"
-    env = os.environ | {"GENLAB_TEST_KILL_IN_CHECKPOINT": "step_000000010.safetensors"}
-    code, _ = finish(start(run, env=env))
+    code, _ = finish(start(run, prefix=("-c", KILL_WHILE_WRITING, "step_000000010.safetensors")))
     assert code == -signal.SIGKILL
-    assert (run / "checkpoints" / "step_000000010.safetensors.tmp").exists()  # the half-written file
+    assert list((run / "checkpoints").glob("step_000000010.safetensors.*.tmp"))  # the half-written file
     assert not (run / "checkpoints" / "step_000000010.safetensors").exists()
     code, err = finish(start(run, "--resume"))
     assert code == 0, err[-2000:]

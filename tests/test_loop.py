@@ -9,9 +9,9 @@ import yaml
 from safetensors import safe_open
 
 from conftest import tiny_config
+from genlab.core.checkpoint import list_checkpoints
 from genlab.errors import GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel
-from genlab.train.checkpoint import list_checkpoints
 from genlab.train.loop import train
 
 
@@ -132,7 +132,7 @@ def test_cosine_schedule_resumes_exactly(tmp_path):
 def test_cosine_schedule_multiplies_each_optimizers_lr():
     from conftest import CONFIGS
     from genlab.config import load_config
-    from genlab.models import build_model
+    from genlab.registry import build_model
 
     model = build_model(load_config(CONFIGS / "fcgan-mnist.yaml", ["model.hidden=[8]", "model.d_lr=0.004"]))
     model.set_lr_schedule("cosine", total_steps=4)

@@ -5,11 +5,11 @@ import torch
 
 from conftest import CONFIGS, tiny_config
 from genlab.config import load_config
+from genlab.core.noise import SharedNoise
 from genlab.eval.likelihood import importance_sampled_log_likelihood
 from genlab.eval.vae_metrics import evaluate_vae
-from genlab.models import build_model
 from genlab.models.vae_losses import bernoulli_nll, gaussian_kl, gaussian_log_prob, iwae_bound, reparameterize
-from genlab.train.noise import SharedNoise
+from genlab.registry import build_model
 
 
 @pytest.mark.parametrize("name, counts", [
@@ -99,7 +99,8 @@ def test_loss_falls_on_a_tiny_overfit(layout):
     torch.manual_seed(0)
     model = build_model(cfg)
     model.noise = SharedNoise(0)
-    from genlab.data.datasets import load_split, make_batch
+    from genlab.data.datasets import load_split
+    from genlab.data.sources import make_batch
 
     data = load_split(cfg.data, "train")
     batch = make_batch(data, torch.arange(32), cfg.data, torch.device("cpu"))

@@ -50,7 +50,7 @@ def train(
     out = run_dir or Path("runs") / cfg.name
     run_training(cfg, out, resume=resume, overwrite=overwrite)
     if figures and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes figures
-        from genlab.analysis import write_figures
+        from genlab.analysis.run_figures import write_figures
 
         for path in write_figures(out):
             typer.echo(f"figure: {path}")
@@ -64,7 +64,7 @@ def info(
 ) -> None:
     """Print each network of the model with its parameter count."""
     from genlab.config import load_config
-    from genlab.models import build_model
+    from genlab.registry import build_model
 
     cfg = load_config(config, overrides or [])
     model = build_model(cfg)
@@ -144,7 +144,7 @@ def evaluate(
 @app.command()
 def figures(run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`.")) -> None:
     """(Re)write the family's analysis figures into RUN_DIR/figures."""
-    from genlab.analysis import write_figures
+    from genlab.analysis.run_figures import write_figures
 
     for path in write_figures(run_dir):
         typer.echo(f"figure: {path}")

@@ -1,7 +1,10 @@
 """Run directories: what a training run leaves behind and how to load it back.
 
 ``runs/<name>/`` holds ``config.yaml``, ``checkpoints/step_*.safetensors``, ``metrics.jsonl``,
-``tensorboard/``, ``samples/epoch_XXXX.png``, ``figures/*.png``, ``eval.json`` and ``train.log``.
+``tensorboard/``, ``samples/epoch_XXXX[_name].png``, ``figures/*.png``, ``eval.json``, ``train.log``
+and, for a run started from another run's weights, ``sources.json``. A run is self-contained:
+the model is built from the config stored in its newest checkpoint, then that checkpoint's weights
+are loaded (a source run's weights were copied into it).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import Any
 import torch
 
 from genlab.config import Config, config_from_dict
+from genlab.core.checkpoint import list_checkpoints, load_checkpoint
 from genlab.errors import CheckpointError, GenlabError
-from genlab.train.checkpoint import list_checkpoints, load_checkpoint
+from genlab.registry import build_model
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
@@ -45,8 +49,6 @@ def load_state_into(model: torch.nn.Module, state: dict[str, Any], path: Path, f
 
 def load_run(run_dir: Path, device: str | torch.device = "cpu"):
     """``(config, model in eval mode, checkpoint state)`` of a run's newest checkpoint."""
-    from genlab.models import build_model
-
     path = latest_checkpoint(run_dir)
     state = load_checkpoint(path)
     try:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from genlab.config import Config
-from genlab.train.logging import read_metrics
+from genlab.core.runlog import read_metrics
+from genlab.schema import Config
 from genlab.viz.plots import plot_image_grid_figure, plot_lines
 
 FIGURE_SEED = 1234

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from genlab.config import Config
-from genlab.data.datasets import ImageTensors, iterate_eval_batches, load_split, make_batch
+from genlab.data.datasets import load_split
+from genlab.data.sources import ImageTensors, iterate_eval_batches, make_batch
+from genlab.schema import Config
 from genlab.viz.grids import side_by_side
 from genlab.viz.plots import plot_image_grid_figure, plot_latent_scatter
 

@@ -1,37 +1,23 @@
-"""Datasets as whole uint8 tensors in memory, and the batches the loop feeds to models.
+"""Datasets by name (``data.name``), decoded once into uint8 tensors in memory, and the data
+source (:mod:`genlab.data.sources`) a family's data kind asks for.
 
-:func:`load_split` decodes a dataset once into :class:`ImageTensors`; :func:`epoch_batches`
-shuffles with :class:`torch.utils.data.DistributedSampler` (one shard per process, ``set_epoch``
-per epoch) and :func:`make_batch` turns indices into the model's input dict::
-
-    {"image": float (B, C, S, S) in [0, 1] or [-1, 1], "label": int64 (B,)}
+:func:`load_split` decodes one split of a dataset into :class:`~genlab.data.sources.ImageTensors`;
+:func:`load_source` wraps splits into the :class:`~genlab.data.sources.DataSource` of a data kind.
+Names: MNIST-like IDX sets, image folders and the emoji art sets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DistributedSampler
 
-from genlab.config import DataConfig
+from genlab.data import emoji, folders, mnist
+from genlab.data.sources import DataSource, ImageSource, ImageTensors, UnpairedSource
 from genlab.errors import DataError
-from genlab.train.noise import SharedNoise
-
-
-@dataclass
-class ImageTensors:
-    """A dataset split held in memory: ``images`` uint8 ``(N, C, S, S)``, ``labels`` int64 ``(N,)`` or None."""
-
-    images: torch.Tensor
-    labels: torch.Tensor | None
-    num_classes: int = 0
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
+from genlab.schema import DataConfig
 
 
 def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
@@ -51,43 +37,84 @@ def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     return images
 
 
+def _mnist_like(loader):
+    def load(data: DataConfig, split: str) -> ImageTensors:
+        images, labels = loader(data, split)
+        return ImageTensors(images, labels, num_classes=int(labels.max()) + 1)
+    return load
+
+
+def _emoji(data: DataConfig, split: str, name: str | None = None) -> ImageTensors:
+    art = emoji.load_emoji((name or data.name).removesuffix("-emoji"), image_size=data.image_size)
+    return emoji.as_image_tensors(art, split)
+
+
+#: data.name → function(data config, split) -> ImageTensors or None (no such split)
+LOADERS = {
+    "mnist": _mnist_like(lambda data, split: mnist.load_mnist(split)),
+    "fashion-mnist": _mnist_like(lambda data, split: mnist.load_fashion_mnist(split)),
+    "idx": _mnist_like(lambda data, split: mnist.load_idx_dir(data.root, split)),
+    "folder": lambda data, split: _load_folder(data, split),
+    "twemoji": _emoji,
+    "noto-emoji": _emoji,
+    "openmoji": _emoji,
+}
+
+
+def _limited(out: ImageTensors, data: DataConfig, split: str, channels: int) -> ImageTensors:
+    """``data.limit`` / ``data.test_limit`` first items, resized to ``data.image_size`` and ``channels``."""
+    limit = data.limit if split == "train" else data.test_limit
+    if limit is not None:
+        out.images, out.labels = out.images[:limit], None if out.labels is None else out.labels[:limit]
+    out.images = _fit(out.images, data.image_size, channels)
+    return out
+
+
 def load_split(data: DataConfig, split: str) -> ImageTensors | None:
     """Load ``split`` ("train" or "test") of ``data`` into memory; None if the source has no such split.
 
     ``data.limit`` keeps the first N images of the training split, ``data.test_limit`` of the test split.
     """
-    from genlab.data import mnist
+    out = LOADERS[data.name](data, split)
+    return None if out is None else _limited(out, data, split, data.channels)
 
-    if data.name in ("mnist", "fashion-mnist", "idx"):
-        if data.name == "mnist":
-            images, labels = mnist.load_mnist(split)
-        elif data.name == "fashion-mnist":
-            images, labels = mnist.load_fashion_mnist(split)
-        else:
-            images, labels = mnist.load_idx_dir(data.root, split)
-        out = ImageTensors(images, labels, num_classes=int(labels.max()) + 1)
-    elif data.name == "folder":
-        out = _load_folder(data, split)
-        if out is None:
+
+def load_unpaired_split(data: DataConfig, split: str) -> tuple[ImageTensors, ImageTensors] | None:
+    """Domains A and B of ``split``: ``folder`` reads the CycleGAN layout (``root/{split}A``,
+    ``root/{split}B``); an emoji set pairs with ``data.name_b`` (another emoji set, the same emoji split).
+    None if ``split`` does not exist (a folder without ``testA``/``testB``)."""
+    if data.name == "folder":
+        root = Path(data.root)
+        if split == "test" and not ((root / "testA").is_dir() and (root / "testB").is_dir()):
             return None
-    elif data.name in ("twemoji", "noto-emoji", "openmoji"):
-        from genlab.data import emoji
+        a, b = folders.load_unpaired_folders(root, image_size=data.image_size, split=split, mode="RGB",
+                                             skip_bad=data.skip_bad_files)
+        domains = (ImageTensors(a.images, None), ImageTensors(b.images, None))
+    elif data.name in emoji.EMOJI_DATASETS and data.name_b in emoji.EMOJI_DATASETS:
+        domains = (_emoji(data, split), _emoji(data, split, data.name_b))
+    else:
+        raise DataError(f"data.name={data.name!r} with data.name_b={data.name_b!r} is not an unpaired dataset; "
+                        f"allowed: data.name=folder (trainA/ trainB/ testA/ testB/ under data.root) or two emoji "
+                        f"sets ({', '.join(emoji.EMOJI_DATASETS)}) as data.name and data.name_b")
+    return (_limited(domains[0], data, split, data.channels),
+            _limited(domains[1], data, split, data.channels_b or data.channels))
 
-        art = emoji.load_emoji(data.name.removesuffix("-emoji"), image_size=data.image_size)
-        out = emoji.as_image_tensors(art, split)
-    else:  # unreachable: the config's Literal type allows only the names above
-        raise DataError(f"unknown dataset {data.name!r}")
-    limit = data.limit if split == "train" else data.test_limit
-    if limit is not None:
-        out.images, out.labels = out.images[:limit], None if out.labels is None else out.labels[:limit]
-    out.images = _fit(out.images, data.image_size, data.channels)
-    return out
+
+def load_source(data: DataConfig, split: str, kind: str) -> DataSource | None:
+    """The :class:`~genlab.data.sources.DataSource` of data kind ``kind`` for ``split`` (None: no such split)."""
+    if kind == "images":
+        out = load_split(data, split)
+        return None if out is None else ImageSource(out, data)
+    if kind == "unpaired":
+        domains = load_unpaired_split(data, split)
+        if domains is None:
+            return None
+        return UnpairedSource(*domains, data, dataclasses.replace(data, channels=data.channels_b or data.channels))
+    raise DataError(f"data kind {kind!r} has no loader yet; allowed: images, unpaired")
 
 
 def _load_folder(data: DataConfig, split: str) -> ImageTensors | None:
     """A folder of images; ``root/train`` and ``root/test`` if present, else the whole folder is train."""
-    from genlab.data.folders import load_image_folder
-
     root = Path(data.root)
     has_splits = (root / "train").is_dir()
     if not has_splits and split == "test":
@@ -96,51 +123,7 @@ def _load_folder(data: DataConfig, split: str) -> ImageTensors | None:
     if not folder.is_dir():
         return None
     mode = "L" if data.channels == 1 else "RGB"
-    loaded = load_image_folder(folder, image_size=data.image_size, mode=mode, skip_bad=data.skip_bad_files)
+    loaded = folders.load_image_folder(folder, image_size=data.image_size, mode=mode, skip_bad=data.skip_bad_files)
     return ImageTensors(loaded.images, None)
 
 
-def epoch_batches(num_items: int, batch_size: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
-                  shuffle: bool = True, drop_last: bool = False) -> list[torch.Tensor]:
-    """This process's index batches for ``epoch`` (deterministic in seed and epoch).
-
-    The sampler pads the order so every process gets the same number of items; rank ``r`` gets
-    items ``r::world_size`` of the shuffled order, so the union of the ranks' i-th batches is the
-    i-th global batch of ``batch_size * world_size`` items.
-    """
-    sampler = DistributedSampler(range(num_items), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
-    sampler.set_epoch(epoch)
-    order = torch.tensor(list(sampler), dtype=torch.int64)
-    batches = list(order.split(batch_size))
-    if drop_last and batches and len(batches[-1]) < batch_size and len(batches) > 1:
-        batches.pop()
-    return batches
-
-
-def make_batch(data: ImageTensors, index: torch.Tensor, config: DataConfig, device: torch.device,
-               noise: SharedNoise | torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Model input for items ``index``: images as floats (binarised if the config says so), labels."""
-    x = data.images[index].to(device=device, dtype=torch.float32).div_(255.0)
-    if config.binarize == "dynamic":
-        x = binarize(x, noise)
-    if config.value_range == "symmetric":
-        x = x.mul_(2.0).sub_(1.0)
-    batch = {"image": x}
-    if data.labels is not None:
-        batch["label"] = data.labels[index].to(device)
-    return batch
-
-
-def binarize(x: torch.Tensor, noise: SharedNoise | torch.Generator | None) -> torch.Tensor:
-    """Dynamic binarisation: pixel ~ Bernoulli(grey level) (Salakhutdinov & Murray 2008), ``x`` in [0, 1]."""
-    if isinstance(noise, SharedNoise):
-        u = noise.rand(x.shape[0], *x.shape[1:])
-    else:
-        u = torch.rand(x.shape, generator=noise)
-    return (u.to(x.device) < x).to(x.dtype)
-
-
-def iterate_eval_batches(data: ImageTensors, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
-    """Unshuffled index batches of this process's shard (no padding: every item exactly once overall)."""
-    index = torch.arange(rank, len(data), world_size)
-    yield from index.split(batch_size)

@@ -46,7 +46,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import math
-import os
 import struct
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -61,12 +60,14 @@ import PIL
 import torch
 from PIL import Image, ImageDraw, ImageFont, features
 
-from genlab.data.datasets import ImageTensors
+from genlab.core.atomic import cache_dir, save_npz
 from genlab.data.images import decode_image, resize_square
-from genlab.data.mnist import _cache_dir
+from genlab.data.sources import ImageTensors
 from genlab.errors import DataError
 
 SETS = ("twemoji", "noto", "openmoji")
+#: the emoji sets as ``data.name`` values
+EMOJI_DATASETS = ("twemoji", "noto-emoji", "openmoji")
 
 #: Where Debian's fonts-noto-color-emoji puts the font (tests monkeypatch this).
 NOTO_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
@@ -495,7 +496,7 @@ def cache_path(set_name: str, image_size: int, limit: int | None = None) -> Path
 
 def _cache_file(set_name: str, version: str, digest: str, image_size: int, limit: int | None) -> Path:
     part = "" if limit is None else f"-first{limit}"
-    return _cache_dir() / f"emoji-{set_name}-{version}-{image_size}px{part}-{digest}.npz"
+    return cache_dir() / f"emoji-{set_name}-{version}-{image_size}px{part}-{digest}.npz"
 
 
 def _read_cache(path: Path) -> tuple[np.ndarray, list[str]] | None:
@@ -513,10 +514,7 @@ def _read_cache(path: Path) -> tuple[np.ndarray, list[str]] | None:
 
 def _write_cache(path: Path, images: np.ndarray, keys: list[str]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images, codepoints=np.array(keys, dtype=str))
-        os.replace(tmp, path)
+        save_npz(path, {"images": images, "codepoints": np.array(keys, dtype=str)})
     except OSError:
         pass  # a read-only cache only costs the decode time next call
 

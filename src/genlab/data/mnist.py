@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genlab.core.atomic import cache_dir, save_npz
 from genlab.errors import DataError
 
 #: Fashion-MNIST as installed by the Debian package ``dataset-fashion-mnist``.
@@ -23,13 +24,6 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = ("train", "test")
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("GENLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genlab"
-    )
-    return Path(root)
 
 
 class _NumpyArrayUnpickler(pickle.Unpickler):
@@ -85,16 +79,14 @@ def load_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """
     if split not in SPLITS:
         raise DataError(f"MNIST split {split!r} does not exist; allowed: {', '.join(SPLITS)}")
-    cache = _cache_dir() / "mnist-uint8.npz"
+    cache = cache_dir() / "mnist-uint8.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as arrays:
             return torch.from_numpy(arrays[f"{split}_x"]), torch.from_numpy(arrays[f"{split}_y"])
     splits = _decode_mnist_pickle(mnist_pickle_path())
+    arrays = {f"{s}_{k}": t.numpy() for s, (x, y) in splits.items() for k, t in (("x", x), ("y", y))}
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **{f"{s}_{k}": t.numpy() for s, (x, y) in splits.items() for k, t in (("x", x), ("y", y))})
-        os.replace(tmp, cache)
+        save_npz(cache, arrays)
     except OSError:
         pass  # a read-only cache only costs the decode time next call
     return splits[split]

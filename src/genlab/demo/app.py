@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.config import Config
+from genlab import registry
 from genlab.data.images import IMAGE_SUFFIXES
 from genlab.demo.uploads import (
     BYTES_PER_MB,
@@ -37,8 +37,8 @@ from genlab.demo.uploads import (
 )
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel
-from genlab.models.vae import VAE
 from genlab.runs import latest_checkpoint, load_run
+from genlab.schema import Config
 from genlab.viz.grids import grid_to_uint8, make_grid
 
 log = logging.getLogger("genlab.demo")
@@ -85,8 +85,8 @@ class DemoRun:
 
     @property
     def can_reconstruct(self) -> bool:
-        """True for encoder-decoder models (VAE, CVAE), which reconstruct uploaded images."""
-        return isinstance(self.model, VAE)
+        """True if the run's family declares the ``reconstruct`` ability (VAE, CVAE)."""
+        return registry.get(self.config.model.family).can("reconstruct")
 
     def describe(self) -> str:
         """One line about the run for the tab's header (Markdown)."""
@@ -229,11 +229,8 @@ def reconstruct(run: DemoRun, path: str | Path, *, label: int | None = None,
     label = _class_label(run, label, required=bool(run.num_classes))
     seed = _whole_number(seed, "seed", 0, MAX_SEED)
     x = load_upload(path, run.config.data, max_bytes=max_bytes, invert=invert, seed=seed)  # (1, C, S, S)
-    model = run.model
     y = None if label is None else torch.tensor([label], dtype=torch.int64)
-    with torch.no_grad():
-        mu, _ = model.encode(x.to(model.device), None if y is None else y.to(model.device))
-        recon = torch.sigmoid(model.decode(mu, None if y is None else y.to(model.device))).float().cpu()
+    recon = run.model.reconstruct(x, y).cpu()
     if run.config.data.value_range == "symmetric":  # show what the model sees on the usual [0, 1] scale
         x = (x + 1.0) / 2.0
     return to_display(x), to_display(recon)

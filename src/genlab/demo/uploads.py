@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.config import DataConfig
-from genlab.data.datasets import ImageTensors, make_batch
 from genlab.data.images import decode_image, resize_square
+from genlab.data.sources import ImageTensors, make_batch
 from genlab.errors import DataError
+from genlab.schema import DataConfig
 
 #: Default largest upload, in MB (1 MB = 1,048,576 bytes).
 DEFAULT_MAX_UPLOAD_MB = 10.0

@@ -36,7 +36,6 @@ seed, and ``skipped[<f>]`` with the reason an extractor was not used.
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -46,9 +45,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from genlab.config import Config, DataConfig
+from genlab.core.atomic import atomic_write
+from genlab.core.atomic import cache_dir as genlab_cache_dir
 from genlab.errors import CheckpointError, DataError, GenlabError
 from genlab.eval.features import EvaluatorFeatures, InceptionFeatures, extract_features
+from genlab.schema import Config, DataConfig
 
 #: seed of the latent noise of the evaluated samples and of KID's subset draws
 METRIC_SEED = 4321
@@ -190,9 +191,7 @@ def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int 
 
 def _features_cache_dir() -> Path:
     """``$GENLAB_CACHE/features``, else ``$XDG_CACHE_HOME/genlab/features``, else ``~/.cache/genlab/features``."""
-    from genlab.data.mnist import _cache_dir
-
-    return _cache_dir() / "features"
+    return genlab_cache_dir() / "features"
 
 
 def _data_of(config: Config | DataConfig) -> DataConfig:
@@ -232,16 +231,11 @@ def _read_cache(path: Path, expected: dict[str, str]) -> torch.Tensor | None:
 
 
 def _write_cache(path: Path, features: torch.Tensor, metadata: dict[str, str]) -> None:
-    """Write atomically (temp file, fsync, rename); a read-only cache is not an error."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write atomically (:func:`~genlab.core.atomic.atomic_write`); a read-only cache is not an error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"features": features.contiguous()}, str(tmp), metadata=metadata)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: save_file({"features": features.contiguous()}, str(tmp), metadata=metadata))
     except OSError:
-        tmp.unlink(missing_ok=True)
+        pass
 
 
 def real_features(config: Config | DataConfig, split: str, extractor, cache_dir: str | Path | None = None,

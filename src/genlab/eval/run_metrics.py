@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from genlab import registry
 from genlab.config import Config, EvalConfig, apply_overrides, from_dict, load_config
+from genlab.core.atomic import atomic_write_text
 from genlab.errors import ConfigError, GenlabError
-from genlab.eval.gan_metrics import evaluate_folder, evaluate_gan
-from genlab.eval.vae_metrics import evaluate_vae
+from genlab.eval.gan_metrics import evaluate_folder
 from genlab.runs import latest_checkpoint, load_run
-
-#: model.family → function(model, config) -> flat dict of metrics
-METRICS: dict[str, Callable] = {"vae": evaluate_vae, "cvae": evaluate_vae, "gan": evaluate_gan}
 
 
 def apply_eval_overrides(config: Config, overrides: list[str]) -> None:
@@ -53,10 +49,11 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, An
     apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # metrics use the whole test split, whatever training used
     family = config.model.family
-    if family not in METRICS:
-        raise GenlabError(f"no metrics are defined for family {family!r} yet")
+    metrics_of = registry.get(family).metrics
+    if metrics_of is None:
+        raise GenlabError(f"family {family!r} defines no metrics (its registry record has metrics=None)")
     started = time.perf_counter()
-    metrics = METRICS[family](model, config)
+    metrics = metrics_of(model, config)
     result = {
         "run": str(run_dir),
         "checkpoint": latest_checkpoint(run_dir).name,
@@ -67,7 +64,5 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, An
         "seconds": time.perf_counter() - started,
         "metrics": metrics,
     }
-    tmp = run_dir / "eval.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, run_dir / "eval.json")
+    atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=2) + "\n")
     return result

@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
-from genlab.config import Config
-from genlab.data.datasets import ImageTensors, iterate_eval_batches, load_split, make_batch
+from genlab.data.datasets import load_split
+from genlab.data.sources import ImageTensors, iterate_eval_batches, make_batch
 from genlab.errors import DataError
 from genlab.eval.likelihood import elbo_terms, importance_sampled_log_likelihood, mean_and_stderr, progress
+from genlab.schema import Config
 
 METRIC_SEED = 4321
 

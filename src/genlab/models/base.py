@@ -3,14 +3,15 @@
 A family subclasses :class:`GenerativeModel`. It owns its networks, optimizers, losses and train
 step; the loop (:mod:`genlab.train.loop`) knows nothing about families. The loop
 
-* calls :meth:`GenerativeModel.train_step` once per batch (the model runs its own optimizers, so
-  a GAN can update D and G, k times each, in one step),
+* calls :meth:`GenerativeModel.train_step` once per batch, an opaque dict of tensors from the
+  family's data source (the model runs its own optimizers, so a GAN can update D and G, k times
+  each, in one step),
 * calls :meth:`GenerativeModel.eval_step` on test batches for per-epoch test losses,
-* calls :meth:`GenerativeModel.sample` for grids, and
-* checkpoints ``state_dict()`` plus every optimizer and scheduler in :meth:`optimizers` /
-  :meth:`schedulers`.
+* calls :meth:`GenerativeModel.preview` each epoch and writes the grids it returns under ``samples/``,
+* checkpoints ``state_dict()``, every optimizer and scheduler in :meth:`optimizers` /
+  :meth:`schedulers`, and each process's :meth:`extra_state` (an image pool, a running statistic).
 
-Randomness inside a train step comes from ``self.noise`` (a :class:`~genlab.train.noise.SharedNoise`),
+Randomness inside a train step comes from ``self.noise`` (a :class:`~genlab.core.noise.SharedNoise`),
 which draws the noise of the whole global batch and hands each process its rows, so that training
 on N processes with batch B equals training on one process with batch N·B.
 """
@@ -20,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
-from genlab.config import Config
 from genlab.errors import TrainingDiverged
+from genlab.schema import Config
 
 
 class NonFiniteLoss(TrainingDiverged):
@@ -37,11 +38,19 @@ class NonFiniteLoss(TrainingDiverged):
         super().__init__(f"loss '{name}' is {value}")
 
 
+class PreviewGrid(NamedTuple):
+    """One preview image grid: ``images`` float ``(N, C, H, W)`` in [0, 1], ``nrow`` images per row."""
+
+    images: torch.Tensor
+    nrow: int
+
+
 class GenerativeModel(nn.Module):
     """Base class of every family.
 
-    Subclasses set :attr:`family` and :attr:`sample_conditions` (how many classes ``sample``
-    accepts as ``cond``; 0 = unconditional) and implement the abstract methods.
+    Subclasses set :attr:`family` (and :attr:`num_classes` if ``sample`` takes class labels as
+    ``cond``) and implement :meth:`networks`, :meth:`optimizers` and :meth:`train_step`; the rest
+    has defaults.
     """
 
     family: ClassVar[str] = ""
@@ -53,7 +62,7 @@ class GenerativeModel(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config
-        self.noise = None  # set by the loop: genlab.train.noise.SharedNoise
+        self.noise = None  # set by the loop: genlab.core.noise.SharedNoise
         # DDP wrappers of our networks, used for forward passes in train_step; never registered
         # as submodules so state_dict keys stay the same with and without DDP.
         self._runners: dict[str, nn.Module] = {}
@@ -105,6 +114,28 @@ class GenerativeModel(nn.Module):
         """``n`` images ``(n, C, H, W)`` in [0, 1]; ``cond`` int64 ``(n,)`` class labels if conditional."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def preview(self, data: Any, generator: torch.Generator) -> dict[str, PreviewGrid]:
+        """The grids the loop writes each epoch, by name: ``samples`` → ``samples/epoch_XXXX.png``,
+        any other name → ``samples/epoch_XXXX_<name>.png``.
+
+        ``data`` is the test split's data source (the training split's if there is none), for
+        previews of fixed inputs (translations, captions); ``generator`` is seeded the same every
+        epoch, so grids of different epochs show the same noise. The default: 100 samples in a
+        10×10 grid, one row per class for conditional models (classes cycle when there are more than 10).
+        """
+        n, classes = 100, self.num_classes
+        cond = (torch.arange(n) // max(1, n // classes)) % classes if classes else None
+        return {"samples": PreviewGrid(self.sample(n, cond=cond, generator=generator).float().cpu(), 10)}
+
+    def extra_state(self) -> dict[str, Any]:
+        """This process's state beyond weights, optimizers and RNG (tensors and JSON values), saved in
+        every checkpoint for every rank so that resume is exact; e.g. CycleGAN's image pools."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned (this rank's, from the checkpoint)."""
+
     # --- shared machinery -----------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -119,14 +150,12 @@ class GenerativeModel(nn.Module):
         self._runners = {name: wrap(name, net) for name, net in self.networks().items()}
 
     def autocast(self):
-        """Autocast context for ``train.precision`` (fp32: none)."""
-        precision = self.config.train.precision
-        if precision == "fp32":
+        """Autocast context for ``train.precision``: bf16 autocast, or none for fp32."""
+        if self.config.train.precision == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
-    def step_optimizer(self, name: str, loss: torch.Tensor, scaler=None) -> None:
+    def step_optimizer(self, name: str, loss: torch.Tensor) -> None:
         """Backward ``loss`` and step optimizer ``name``; refuses a non-finite loss before touching weights."""
         value = float(loss.detach())
         if not math.isfinite(value):

@@ -19,8 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import check
+from genlab.analysis.vae_figures import write_vae_figures
+from genlab.eval.vae_metrics import evaluate_vae
+from genlab.family import Family
 from genlab.models.vae import VAE, VAE_PRESETS, VAEConfig, build_decoder, encoder_class
+from genlab.schema import check
 
 CVAE_PRESETS = {
     "seed": {**VAE_PRESETS["seed"], "decoder_hidden": []},  # seed decoder: [z, y] → 6272 directly
@@ -106,3 +109,11 @@ class CVAE(VAE):
         if cond is None:  # no labels asked for: cycle through the classes
             cond = torch.arange(n) % self.num_classes
         return super().sample(n, cond.to(self.device), generator)
+
+
+FAMILY = Family(
+    name="cvae", config_class=CVAEConfig, model_class=CVAE, data_kind="images",
+    loss_names=("recon", "kl", "loss"), loss_units="nats / image",
+    metrics=evaluate_vae, figures=write_vae_figures, abilities=frozenset({"sample", "classes", "reconstruct"}),
+    summary="conditional VAE (Sohn et al. 2015); seed report 000, section 1.7",
+)

@@ -32,33 +32,35 @@ biases, Adam β = (0.9, 0.999)) and the TensorFlow DCGAN tutorial's dropout 0.3 
 that tutorial's). BatchNorm uses PyTorch's ε and momentum.
 
 Training (:meth:`GAN.train_step`): ``d_steps`` D updates, then ``g_steps`` G updates per batch; the
-tricks live in :mod:`genlab.train.tricks` and the losses in :mod:`genlab.models.gan_losses`.
+tricks live in :mod:`genlab.adversarial.tricks` and the losses in :mod:`genlab.adversarial.losses`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Literal
 
 import torch
 from torch import nn
 
-from genlab.config import Config, ModelConfig, check
+from genlab.adversarial.steps import Tricks, discriminator_loss, generator_loss
+from genlab.adversarial.tricks import DIFFAUG_POLICIES, EMA, parse_policy
+from genlab.analysis.gan_figures import write_gan_figures
+from genlab.eval.gan_metrics import evaluate_gan
+from genlab.family import Family
 from genlab.models.base import GenerativeModel
-from genlab.models.gan_losses import GAN_LOSSES
-from genlab.train.tricks import (
-    DIFFAUG_POLICIES,
-    EMA,
-    add_instance_noise,
-    diff_augment,
-    fake_targets,
-    flip_targets,
-    instance_noise_sigma,
-    parse_policy,
-    real_targets,
+from genlab.models.gan_nets import (
+    FCDiscriminator,
+    FCGenerator,
+    RadfordDiscriminator,
+    RadfordGenerator,
+    SeedDCGANDiscriminator,
+    SeedDCGANGenerator,
+    apply_spectral_norm,
+    counted_size,
+    init_weights,
 )
+from genlab.schema import Config, ModelConfig, check
 
 #: (preset, arch) → defaults of the ``None`` fields of :class:`GANConfig`
 GAN_PRESETS: dict[tuple[str, str], dict] = {
@@ -80,7 +82,7 @@ class GANConfig(ModelConfig):
     """Model section of a GAN config. ``None`` fields take the value of ``(preset, arch)``.
 
     Training tricks (all off by default except separate real/fake D batches, which the seed
-    recommends): see :mod:`genlab.train.tricks` for the references.
+    recommends): see :mod:`genlab.adversarial.tricks` for the references.
     """
 
     family: str = "gan"
@@ -154,187 +156,6 @@ class GANConfig(ModelConfig):
                   f"null or a comma-separated list of {', '.join(DIFFAUG_POLICIES)}")
 
 
-# --- networks -------------------------------------------------------------------------------------
-
-class FCGenerator(nn.Module):
-    """Fully-connected G: z ``(N, latent_dim)`` → images ``(N, C, S, S)`` in [-1, 1] (seed FCGAN)."""
-
-    def __init__(self, latent_dim: int, hidden: list[int], channels: int, image_size: int, slope: float):
-        super().__init__()
-        layers: list[nn.Module] = []
-        for fan_in, fan_out in pairwise([latent_dim, *hidden]):
-            layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(slope)]
-        layers += [nn.Linear(hidden[-1], channels * image_size * image_size), nn.Tanh(),
-                   nn.Unflatten(1, (channels, image_size, image_size))]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-
-class FCDiscriminator(nn.Module):
-    """Fully-connected D: images ``(N, C, S, S)`` → logits ``(N,)`` (seed FCGAN: LeakyReLU + Dropout)."""
-
-    def __init__(self, hidden: list[int], channels: int, image_size: int, slope: float, dropout: float):
-        super().__init__()
-        widths = [channels * image_size * image_size, *reversed(hidden)]
-        layers: list[nn.Module] = [nn.Flatten()]
-        for fan_in, fan_out in pairwise(widths):
-            layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(slope), nn.Dropout(dropout)]
-        layers.append(nn.Linear(widths[-1], 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
-
-
-class SeedDCGANGenerator(nn.Module):
-    """Seed DCGAN G: z ``(N, latent_dim)`` → images ``(N, C, S, S)`` in [-1, 1]; S a multiple of 16.
-
-    Dense → (2w, S/16, S/16) → ConvT k5 (s1, then four s2) with widths 16w, 8w, 4w, 2w, w, no bias,
-    BatchNorm + ReLU (+ Dropout after the first two) → 1×1 conv (bias) → tanh. Keras "same" padding
-    is ``padding=2, output_padding=1`` for the k5 s2 layers (same shapes, same parameters).
-    """
-
-    def __init__(self, latent_dim: int, width: int, channels: int, image_size: int, dropout: float):
-        super().__init__()
-        m, w = image_size // 16, width
-        layers: list[nn.Module] = [nn.Linear(latent_dim, 2 * w * m * m), nn.Unflatten(1, (2 * w, m, m))]
-        widths = [2 * w, 16 * w, 8 * w, 4 * w, 2 * w, w]
-        for i, (fan_in, fan_out) in enumerate(pairwise(widths)):
-            stride = 1 if i == 0 else 2
-            layers += [nn.ConvTranspose2d(fan_in, fan_out, 5, stride=stride, padding=2, output_padding=stride - 1,
-                                          bias=False),
-                       nn.BatchNorm2d(fan_out), nn.ReLU()]
-            if i < 2:
-                layers.append(nn.Dropout(dropout))
-        layers += [nn.Conv2d(w, channels, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-
-def _d_conv_block(fan_in: int, fan_out: int, slope: float, batchnorm: bool) -> list[nn.Module]:
-    """A k4 s2 D convolution, then BatchNorm (the conv without bias: BN's β replaces it) or, without
-    BatchNorm, a biased conv; then LeakyReLU."""
-    if batchnorm:
-        return [nn.Conv2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.LeakyReLU(slope)]
-    return [nn.Conv2d(fan_in, fan_out, 4, 2, 1), nn.LeakyReLU(slope)]
-
-
-class SeedDCGANDiscriminator(nn.Module):
-    """Seed DCGAN D: images ``(N, C, S, S)`` → logits ``(N,)``; four k4 s2 convs (2w, 2w, 4w, 8w), dense 1.
-
-    ``batchnorm=False`` (used with spectral norm) drops the BatchNorms and gives those convs a bias.
-    """
-
-    def __init__(self, width: int, channels: int, image_size: int, slope: float, batchnorm: bool = True):
-        super().__init__()
-        w, m = width, image_size // 16
-        layers: list[nn.Module] = [nn.Conv2d(channels, 2 * w, 4, stride=2, padding=1, bias=False), nn.LeakyReLU(slope)]
-        for fan_in, fan_out in [(2 * w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)]:
-            layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
-        layers += [nn.Flatten(), nn.Linear(8 * w * m * m, 1)]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
-
-
-def _radford_widths(width: int, image_size: int) -> list[int]:
-    """Channels from the 4×4 map up: S=64 → [8f, 4f, 2f, f]; S=32 → [4f, 2f, f]."""
-    levels = int(math.log2(image_size)) - 2
-    return [width * 2 ** (levels - 1 - i) for i in range(levels)]
-
-
-class RadfordGenerator(nn.Module):
-    """DCGAN G (Radford et al. 2016, Fig. 1): z ``(N, latent_dim)`` → images ``(N, C, S, S)`` in [-1, 1].
-
-    ConvT k4 s1 p0 to a 4×4 map, then ConvT k4 s2 p1 doubling the size, BatchNorm + ReLU on all
-    hidden layers, tanh output; hidden layers have no bias (BatchNorm's β replaces it).
-    """
-
-    def __init__(self, latent_dim: int, width: int, channels: int, image_size: int):
-        super().__init__()
-        widths = _radford_widths(width, image_size)
-        layers: list[nn.Module] = [nn.Unflatten(1, (latent_dim, 1, 1)),
-                                   nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU()]
-        for fan_in, fan_out in pairwise(widths):
-            layers += [nn.ConvTranspose2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-
-class RadfordDiscriminator(nn.Module):
-    """DCGAN D (Radford et al. 2016): images ``(N, C, S, S)`` → logits ``(N,)``.
-
-    Conv k4 s2 p1 halving the size (f, 2f, … up to the 4×4 map), LeakyReLU 0.2, BatchNorm on all
-    but the first layer (§3), then a 4×4 conv to one logit (no sigmoid). ``dropout`` > 0 adds
-    Dropout after each LeakyReLU (not in the paper). ``batchnorm=False`` (used with spectral norm)
-    drops the BatchNorms and gives those convs a bias.
-    """
-
-    def __init__(self, width: int, channels: int, image_size: int, slope: float, dropout: float = 0.0,
-                 batchnorm: bool = True):
-        super().__init__()
-        widths = list(reversed(_radford_widths(width, image_size)))  # [f, 2f, ...]
-        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(slope)]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        for fan_in, fan_out in pairwise(widths):
-            layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten(1).squeeze(1)
-
-
-def init_weights(net: nn.Module, scheme: str) -> None:
-    """Initialise ``net`` in place (global RNG): ``glorot`` (Keras defaults: Glorot-uniform weights, zero
-    biases) or ``dcgan`` (Radford et al. 2016, §4: weights N(0, 0.02); BatchNorm γ ~ N(1, 0.02), β = 0)."""
-    for module in net.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            if scheme == "dcgan":
-                nn.init.normal_(module.weight, 0.0, 0.02)
-            else:
-                nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            if scheme == "dcgan":
-                nn.init.normal_(module.weight, 1.0, 0.02)
-            else:
-                nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-
-
-def apply_spectral_norm(net: nn.Module) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) of every conv/linear weight of ``net``, in place."""
-    from torch.nn.utils.parametrizations import spectral_norm
-
-    for module in list(net.modules()):
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            spectral_norm(module)
-    return net
-
-
-def counted_size(net: nn.Module) -> int:
-    """Parameters of ``net`` plus BatchNorm running mean/var — the Keras ``Total params`` convention."""
-    total = sum(p.numel() for p in net.parameters())
-    for module in net.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            total += module.running_mean.numel() + module.running_var.numel()
-    return total
-
-
 # --- the model ------------------------------------------------------------------------------------
 
 class GAN(GenerativeModel):
@@ -379,7 +200,7 @@ class GAN(GenerativeModel):
         betas = tuple(m.betas)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=m.g_lr or lr, betas=betas)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=m.d_lr or lr, betas=betas)
-        self.d_loss_fn, self.g_loss_fn = GAN_LOSSES[m.loss]
+        self.tricks = Tricks.from_config(m)
 
     def _build_networks(self) -> tuple[nn.Module, nn.Module]:
         m, d = self.config.model, self.config.data
@@ -410,13 +231,6 @@ class GAN(GenerativeModel):
     def _latent(self, n: int) -> torch.Tensor:
         return self.noise.randn(n, self.config.model.latent_dim).to(self.device)
 
-    def _d_input(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        """What D sees: DiffAugment, then instance noise (both drawn from ``self.noise``, per row)."""
-        m = self.config.model
-        if m.diffaug:
-            x = diff_augment(x, m.diffaug, self.noise.rand)
-        return add_instance_noise(x, sigma, self.noise.randn)
-
     def _score(self, logits: torch.Tensor) -> float:
         """Mean D output for logging: probability sigmoid(D) for ``bce``, the raw score otherwise."""
         logits = logits.detach().float()
@@ -429,14 +243,14 @@ class GAN(GenerativeModel):
         the last D step generates with gradients so the first G step reuses those fakes (one G
         forward per batch at k = 1, as in the PyTorch DCGAN example); further G steps draw fresh z.
         D forward passes that update D go through ``self.run`` (DDP); G's step calls the bare D
-        with frozen weights (no D gradient, so no D all-reduce is needed). Returns per-batch means
-        ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (probabilities for ``bce``, raw scores
-        otherwise) and ``noise_sigma`` when instance noise is on.
+        with frozen weights (no D gradient, so no D all-reduce is needed). The adversarial terms
+        and tricks come from :mod:`genlab.adversarial.steps`. Returns per-batch means ``d_loss``,
+        ``g_loss``, ``d_real``, ``d_fake`` (probabilities for ``bce``, raw scores otherwise) and
+        ``noise_sigma`` when instance noise is on.
         """
         m = self.config.model
         real = batch["image"]
-        n, dev = real.shape[0], real.device
-        sigma = instance_noise_sigma(step, m.instance_noise, m.instance_noise_anneal_steps)
+        n = real.shape[0]
         d_losses, d_reals, d_fakes, g_losses = [], [], [], []
         fake_for_g = None
         for k in range(m.d_steps):
@@ -446,19 +260,9 @@ class GAN(GenerativeModel):
                 fake = (self.run("generator") if last else self.generator)(z)
             if last:
                 fake_for_g = fake
-            t_real = real_targets(n, m.label_smoothing, self.noise.rand).to(dev)
-            t_fake = fake_targets(n).to(dev)
-            t_real = flip_targets(t_real, m.label_flip_prob, self.noise.rand)
-            t_fake = flip_targets(t_fake, m.label_flip_prob, self.noise.rand)
-            x_real, x_fake = self._d_input(real, sigma), self._d_input(fake.detach(), sigma)
-            disc = self.run("discriminator")
-            with self.autocast():
-                if m.separate_batches:
-                    real_logits, fake_logits = disc(x_real), disc(x_fake)
-                else:
-                    logits = disc(torch.cat([x_real, x_fake.to(x_real.dtype)]))
-                    real_logits, fake_logits = logits[:n], logits[n:]
-            d_loss = self.d_loss_fn(real_logits.float(), fake_logits.float(), t_real, t_fake)
+            d_loss, real_logits, fake_logits = discriminator_loss(
+                self.run("discriminator"), real, fake, self.tricks, step, self.noise,
+                autocast=self.autocast, separate=m.separate_batches)
             self.step_optimizer("discriminator", d_loss)
             d_losses.append(float(d_loss.detach()))
             d_reals.append(self._score(real_logits))
@@ -469,14 +273,7 @@ class GAN(GenerativeModel):
             else:
                 with self.autocast():
                     fake = self.run("generator")(self._latent(n))
-            x_fake = self._d_input(fake, sigma)
-            self.discriminator.requires_grad_(False)
-            try:
-                with self.autocast():
-                    logits = self.discriminator(x_fake)
-            finally:
-                self.discriminator.requires_grad_(True)
-            g_loss = self.g_loss_fn(logits.float())
+            g_loss, _ = generator_loss(self.discriminator, fake, self.tricks, step, self.noise, autocast=self.autocast)
             self.step_optimizer("generator", g_loss)
             if self._ema is not None:  # G updates before this one: exact on resume, as it derives from step
                 self._ema.update(self.generator, step * m.g_steps + j if m.ema_warmup else None)
@@ -484,7 +281,7 @@ class GAN(GenerativeModel):
         out = {"d_loss": sum(d_losses) / len(d_losses), "g_loss": sum(g_losses) / len(g_losses),
                "d_real": sum(d_reals) / len(d_reals), "d_fake": sum(d_fakes) / len(d_fakes)}
         if m.instance_noise:
-            out["noise_sigma"] = sigma
+            out["noise_sigma"] = self.tricks.sigma(step)
         return out
 
     @torch.no_grad()
@@ -507,3 +304,11 @@ class GAN(GenerativeModel):
         z = z.to(self.device)
         images = torch.cat([net(chunk) for chunk in z.split(500)]) if len(z) else net(z)
         return ((images.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
+
+
+FAMILY = Family(
+    name="gan", config_class=GANConfig, model_class=GAN, data_kind="images",
+    loss_names=("d_loss", "g_loss", "d_real", "d_fake"), loss_units=None,
+    metrics=evaluate_gan, figures=write_gan_figures, abilities=frozenset({"sample"}),
+    summary="fully-connected GAN and DCGAN with the classic tricks; seed report 001",
+)

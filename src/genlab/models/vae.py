@@ -30,9 +30,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genlab.config import Config, ModelConfig, check
+from genlab.analysis.vae_figures import write_vae_figures
+from genlab.eval.vae_metrics import evaluate_vae
+from genlab.family import Family
 from genlab.models.base import GenerativeModel
 from genlab.models.vae_losses import bernoulli_nll, gaussian_kl, reparameterize
+from genlab.schema import Config, ModelConfig, check
 
 #: Architecture presets; ``seed`` reproduces the seed report's layer tables exactly.
 VAE_PRESETS = {
@@ -270,6 +273,21 @@ class VAE(GenerativeModel):
         return {k: float(v.mean()) for k, v in self.losses(x, batch.get("label"), eps).items()}
 
     @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoded posterior means: images ``(N, C, S, S)`` in [0, 1] for inputs ``x`` ``(N, C, S, S)``
+        (``cond``: int64 ``(N,)`` labels for a conditional model)."""
+        mu, _ = self.encode(x.to(self.device), None if cond is None else cond.to(self.device))
+        return torch.sigmoid(self.decode(mu, None if cond is None else cond.to(self.device))).float()
+
+    @torch.no_grad()
     def sample(self, n, cond=None, generator=None):
         z = torch.randn(n, self.config.model.latent_dim, generator=generator).to(self.device)
         return torch.sigmoid(self.decode(z, cond))
+
+
+FAMILY = Family(
+    name="vae", config_class=VAEConfig, model_class=VAE, data_kind="images",
+    loss_names=("recon", "kl", "loss"), loss_units="nats / image",
+    metrics=evaluate_vae, figures=write_vae_figures, abilities=frozenset({"sample", "reconstruct"}),
+    summary="variational autoencoder (Kingma & Welling 2014); seed report 000, question 1",
+)

@@ -1,18 +1,25 @@
 """The one training loop, shared by every family.
 
 Epochs of shuffled batches with a progress bar; per-epoch train and test losses to
-``metrics.jsonl`` and TensorBoard; a sample grid per epoch; atomic checkpoints at the end of each
+``metrics.jsonl`` and TensorBoard; the model's preview grids per epoch; atomic checkpoints at the end of each
 epoch (and every ``train.checkpoint_every_steps`` steps); exact resume from any checkpoint, even
 one written in the middle of an epoch; SIGINT/SIGTERM finish the step, checkpoint and exit;
 non-finite losses stop the run (or skip the step) with a message naming the step.
 
+The loop knows no family: it builds the data source of the family's ``data_kind`` (looked up in
+:mod:`genlab.registry`), hands the model opaque batches (dicts of tensors) and writes whatever
+grids the model's ``preview`` returns.
+
 Exactness: all randomness of a step comes from the global torch RNG (dropout) and the model's
-:class:`~genlab.train.noise.SharedNoise`; both are checkpointed. Test losses and sample grids run
+:class:`~genlab.core.noise.SharedNoise` (which also draws the data source's pairings); both are
+checkpointed, with each process's ``extra_state`` (an image pool). Test losses and previews run
 with their own fixed generators inside ``torch.random.fork_rng``, so they never shift training.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import signal
@@ -26,21 +33,23 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from genlab import __version__, registry
 from genlab.config import Config, config_from_dict
-from genlab.data.datasets import ImageTensors, epoch_batches, iterate_eval_batches, load_split, make_batch
+from genlab.core.atomic import atomic_write_text
+from genlab.core.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from genlab.core.noise import SharedNoise
+from genlab.core.runlog import RunLogger
+from genlab.data.datasets import load_source
+from genlab.data.sources import DataSource, epoch_batches, iterate_eval_batches
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
-from genlab.models import build_model
 from genlab.models.base import GenerativeModel, NonFiniteLoss
 from genlab.runs import latest_checkpoint, load_state_into
-from genlab.train.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from genlab.train.distributed import DistContext
-from genlab.train.logging import RunLogger
-from genlab.train.noise import SharedNoise
 from genlab.viz.grids import save_image_grid
 
 log = logging.getLogger("genlab")
 
-#: seeds of the generators used for test losses and sample grids (offset from config.seed)
+#: seeds of the generators used for test losses and preview grids (offset from config.seed)
 EVAL_SEED_OFFSET, SAMPLE_SEED_OFFSET = 1_000_003, 2_000_003
 
 
@@ -96,7 +105,7 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
                               "--overwrite to start again, or --run-dir for a new one")
         for name in ("checkpoints", "tensorboard", "samples", "figures"):
             shutil.rmtree(run_dir / name, ignore_errors=True)
-        for name in ("metrics.jsonl", "eval.json", "train.log", "config.yaml"):
+        for name in ("metrics.jsonl", "eval.json", "train.log", "config.yaml", "sources.json"):
             (run_dir / name).unlink(missing_ok=True)
     if resume and saved.is_file():
         _check_same_experiment(_saved_config_with_defaults(saved), config.to_dict(), saved)
@@ -147,10 +156,14 @@ class Trainer:
 
     def __init__(self, config: Config, run_dir: Path, ctx: DistContext):
         self.config, self.run_dir, self.ctx = config, Path(run_dir), ctx
-        self.train_data: ImageTensors = load_split(config.data, "train")
-        self.test_data: ImageTensors | None = load_split(config.data, "test")
+        self.family = registry.get(config.model.family)
+        self.train_data: DataSource = load_source(config.data, "train", self.family.data_kind)
+        if self.train_data is None or len(self.train_data) == 0:
+            raise GenlabError(f"data.name={config.data.name} has no training images (root {config.data.root})")
+        self.test_data: DataSource | None = load_source(config.data, "test", self.family.data_kind)
         torch.manual_seed(config.seed)  # the same initial networks on every rank
-        self.model: GenerativeModel = build_model(config).to(ctx.device)
+        self.model: GenerativeModel = self.family.model_class(config).to(ctx.device)
+        self.sources: list[dict[str, Any]] = []  # runs whose weights started this one (provenance)
         torch.manual_seed(config.seed + ctx.rank)  # per-rank stream (dropout)
         self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
@@ -168,11 +181,19 @@ class Trainer:
     def initialise_from(self, run_dir: str | Path) -> None:
         """Start from the weights of ``run_dir``'s newest checkpoint (fine-tuning); optimizers start fresh.
 
+        The weights are copied into this run's own checkpoints, and the source (path, checkpoint
+        and its SHA-256) is recorded in every checkpoint and in ``sources.json``, so this run never
+        needs the other folder again.
+
         Raises:
             CheckpointError: the run holds another family or an architecture of other shapes.
         """
         path = latest_checkpoint(Path(run_dir))
         load_state_into(self.model, load_checkpoint(path), path, self.config.model.family)
+        self.sources.append({"role": "train.init_from", "run": str(Path(run_dir).resolve()),
+                             "checkpoint": path.name, "sha256": file_digest(path)})
+        if self.ctx.is_main:
+            atomic_write_text(self.run_dir / "sources.json", json.dumps(self.sources, indent=2) + "\n")
         log.info("initialised the networks from %s (train.init_from)", path)
 
     # --- checkpoints ------------------------------------------------------------------------------
@@ -184,12 +205,15 @@ class Trainer:
         loop = asdict(self.state) | {"sums": sums, "count": count, "world_size": self.ctx.world_size}
         return {
             "family": self.config.model.family,
+            "genlab_version": __version__,
             "config": self.config.to_dict(),
             "loop": loop,
             "model": self.model.state_dict(),
             "optimizers": {n: o.state_dict() for n, o in self.model.optimizers().items()},
             "schedulers": {n: s.state_dict() for n, s in self.model.schedulers().items()},
             "rng": {"noise": self.noise.get_state(), "torch": torch_states},
+            "extra": self.ctx.gather_objects(self.model.extra_state()),  # one entry per rank
+            "sources": self.sources,
         }
 
     def save(self) -> None:
@@ -232,6 +256,13 @@ class Trainer:
             if self.ctx.rank != 0:
                 self.state.sums, self.state.count = {k: 0.0 for k in self.state.sums}, 0.0
             self.noise.set_state(state["rng"]["noise"])
+            self.sources = state.get("sources", [])
+            extra = state.get("extra") or []  # runs of genlab <= 0.x before extra state: none
+            if same_world and extra:
+                self.model.load_extra_state(extra[self.ctx.rank])
+            elif extra and any(extra):
+                log.warning("per-process extra state (e.g. image pools) was saved by %d processes; with %d "
+                            "each process starts with its own empty state", loop["world_size"], self.ctx.world_size)
             torch_states = state["rng"]["torch"]
             if same_world:
                 torch.set_rng_state(torch_states[self.ctx.rank])
@@ -263,8 +294,7 @@ class Trainer:
         bar = tqdm(total=len(batches), initial=st.batch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                    disable=not (ctx.is_main and cfg.train.progress), dynamic_ncols=True, leave=False)
         for b in range(st.batch, len(batches)):
-            batch = make_batch(self.train_data, batches[b], cfg.data, ctx.device, self.noise)
-            batch["image"] = batch["image"].contiguous(memory_format=self.memory_format)
+            batch = self._to_layout(self.train_data.batch(batches[b], self.noise, ctx.device))
             n = len(batches[b])
             try:
                 out = self.model.train_step(batch, st.step)
@@ -309,9 +339,14 @@ class Trainer:
             log.info("epoch %d/%d  %s", epoch + 1, cfg.train.epochs,
                      "  ".join(f"{k}={v:.4g}" for k, v in record.items() if "/" in k and not k.startswith("time")))
             if (epoch + 1) % cfg.train.sample_every_epochs == 0 or epoch + 1 == cfg.train.epochs:
-                self.write_samples(self.run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
+                self.write_previews(epoch + 1)
         st.epoch, st.batch, st.sums, st.count = epoch + 1, 0, {}, 0.0
         self.save()
+
+    def _to_layout(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Images (every 4-D floating tensor of the batch) in the configured memory format."""
+        return {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 and v.is_floating_point() else v
+                for k, v in batch.items()}
 
     def _fork_rng(self):
         devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
@@ -323,14 +358,14 @@ class Trainer:
         if self.test_data is None:
             return {}
         cfg, ctx = self.config, self.ctx
-        generator = torch.Generator().manual_seed(cfg.seed + EVAL_SEED_OFFSET)
+        noise = SharedNoise(cfg.seed + EVAL_SEED_OFFSET)  # this process's own stream, the same every epoch
         sums: dict[str, float] = {}
         count = 0
         self.model.eval()
         with self._fork_rng():
             for index in iterate_eval_batches(self.test_data, cfg.eval.batch_size, ctx.rank, ctx.world_size):
-                batch = make_batch(self.test_data, index, cfg.data, ctx.device, generator)
-                for key, value in self.model.eval_step(batch, generator).items():
+                batch = self._to_layout(self.test_data.batch(index, noise, ctx.device))
+                for key, value in self.model.eval_step(batch, noise.generator).items():
                     sums[key] = sums.get(key, 0.0) + value * len(index)
                 count += len(index)
         self.model.train()
@@ -338,16 +373,19 @@ class Trainer:
         return {k: s / max(totals[-1], 1.0) for k, s in zip(sums, totals)}
 
     @torch.no_grad()
-    def write_samples(self, path: Path, n: int = 100) -> None:
-        """A fixed-noise 10×10 grid (one row per class for conditional models)."""
+    def write_previews(self, epoch: int) -> list[Path]:
+        """The model's preview grids of ``epoch`` (fixed noise and inputs): ``samples/epoch_XXXX[_name].png``."""
         self.model.eval()
         with self._fork_rng():
             generator = torch.Generator().manual_seed(self.config.seed + SAMPLE_SEED_OFFSET)
-            classes = self.model.num_classes
-            cond = torch.arange(n) // (n // classes) % classes if classes else None
-            images = self.model.sample(n, cond=cond, generator=generator).float().cpu()
+            grids = self.model.preview(self.test_data or self.train_data, generator)
         self.model.train()
-        save_image_grid(images, path, nrow=10)
+        folder, written = self.run_dir / "samples", []
+        for name, grid in grids.items():
+            suffix = "" if name == "samples" else f"_{name}"
+            written.append(save_image_grid(grid.images.float().cpu(), folder / f"epoch_{epoch:04d}{suffix}.png",
+                                           nrow=grid.nrow))
+        return written
 
 
 def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
@@ -374,6 +412,15 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         return Path(run_dir)
     finally:
         ctx.close()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def peak_rss_mb() -> float:

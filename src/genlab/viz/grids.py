@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from genlab.core.atomic import atomic_write
 
 
 def _check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
@@ -72,19 +73,6 @@ def grid_to_uint8(grid: torch.Tensor) -> np.ndarray:
     return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
 
 
-def _write_atomically(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on ``path + ".tmp"`` (parents created), then rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save_image_grid(
     images: torch.Tensor,
     path: str | os.PathLike,
@@ -98,7 +86,7 @@ def save_image_grid(
     Args:
         images: ``(N, C, H, W)`` float in ``[0, 1]``, ``C`` 1 (saved as 8-bit grey) or 3 (RGB).
         path: target file; parent directories are created. The PNG is written to
-            ``path + ".tmp"`` and renamed onto ``path``, so readers never see half a file.
+            a temporary file and renamed onto ``path`` (:func:`~genlab.core.atomic.atomic_write`), so readers never see half a file.
         upscale: integer nearest-neighbour enlargement (e.g. 4 for 28x28 digits).
 
     The bytes depend only on the pixels: no timestamp or other metadata, ``optimize=False``.
@@ -109,7 +97,7 @@ def save_image_grid(
     if upscale > 1:
         array = array.repeat(upscale, axis=0).repeat(upscale, axis=1)
     image = Image.fromarray(array)
-    return _write_atomically(path, lambda tmp: image.save(tmp, format="PNG", optimize=False))
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG", optimize=False))
 
 
 def side_by_side(

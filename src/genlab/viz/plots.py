@@ -2,7 +2,7 @@
 
 Figures are built as :class:`matplotlib.figure.Figure` objects drawn by the Agg canvas, so no
 pyplot state or display is involved and nothing stays open after a function returns. Every
-function writes its PNG atomically (``path + ".tmp"`` then rename), creating parent
+function writes its PNG through :func:`genlab.core.atomic.atomic_write`, creating parent
 directories, and returns the path.
 """
 
@@ -22,7 +22,8 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from genlab.viz.grids import _write_atomically, make_grid
+from genlab.core.atomic import atomic_write
+from genlab.viz.grids import make_grid
 
 DPI = 120
 
@@ -35,7 +36,7 @@ def _figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
     try:
-        return _write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     finally:
         fig.clear()
 

@@ -3,8 +3,8 @@
 Tensors (weights, optimizer moments, RNG states) are stored as safetensors; everything else
 (optimizer hyper-parameters, loop position, config, family) is JSON in the file's metadata, with
 tensors replaced by ``{"__tensor__": name}`` placeholders. Loading therefore never unpickles
-anything. A checkpoint is written to ``*.tmp``, fsynced and renamed, so a crash (even SIGKILL)
-leaves either the old set of checkpoints or the new one, never a half-written file.
+anything. A checkpoint is written through :func:`genlab.core.atomic.atomic_write_bytes`, so a crash
+(even SIGKILL) leaves either the old set of checkpoints or the new one, never a half-written file.
 
 Layout: ``RUN_DIR/checkpoints/step_000001234.safetensors``.
 """
@@ -12,7 +12,6 @@ Layout: ``RUN_DIR/checkpoints/step_000001234.safetensors``.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from genlab.core import atomic
 from genlab.errors import CheckpointError
 
 FORMAT = "genlab-checkpoint-v1"
@@ -73,36 +73,11 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` (nested dicts/lists of tensors and JSON values) atomically to ``path``."""
+    """Write ``state`` (nested dicts/lists of tensors and JSON values) atomically and durably to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
     structure = flatten(state, tensors, "s")
     metadata = {"format": FORMAT, "state": json.dumps(structure)}
-    data = safetensors_bytes(tensors, metadata=metadata)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        if os.environ.get("GENLAB_TEST_KILL_IN_CHECKPOINT") == path.name:
-            _kill_halfway(f, data)  # test hook: SIGKILL this process halfway through the write
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def _kill_halfway(f, data: bytes) -> None:
-    import signal
-
-    f.write(data[: len(data) // 2])
-    f.flush()
-    os.fsync(f.fileno())
-    os.kill(os.getpid(), signal.SIGKILL)
+    return atomic.atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Randomness is never taken from hidden global state: every function that draws takes a *draw
 function* ``draw(rows, *shape) -> float32 CPU tensor`` — uniform [0, 1) for ``rand``-style draws,
-standard normal for ``randn``-style ones. :class:`~genlab.train.noise.SharedNoise` has exactly this
+standard normal for ``randn``-style ones. :class:`~genlab.core.noise.SharedNoise` has exactly this
 signature (``noise.rand`` / ``noise.randn``), so multi-process training draws the same numbers as
 one process with the global batch; :func:`uniform_draw` / :func:`normal_draw` wrap a
 :class:`torch.Generator` for tests and evaluation. Results are moved to the input's device.

@@ -5,6 +5,9 @@ global batch, then keeps the rows of its own samples. :class:`torch.utils.data.D
 gives rank ``r`` the samples ``r, r + N, r + 2N, ...`` of the shuffled order, so rank ``r`` keeps
 rows ``r::N``. With one process this is an ordinary generator. Drawing the full global batch costs
 a few kilobytes per step.
+
+Evaluation and previews use a ``SharedNoise`` of their own (rank 0 of 1, a fixed seed): the same
+API, an ordinary generator.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class SharedNoise:
     def rand(self, local_rows: int, *shape: int) -> torch.Tensor:
         """Uniform [0, 1) ``(local_rows, *shape)`` float32 on the CPU."""
         return self._rows(torch.rand, local_rows, shape)
+
+    def randint(self, local_rows: int, high: int) -> torch.Tensor:
+        """Integers ``(local_rows,)`` int64 uniform in ``[0, high)`` (e.g. a partner index into a dataset of ``high`` items)."""
+        return self._rows(lambda shape, generator: torch.randint(high, shape, generator=generator), local_rows, ())
 
     def get_state(self) -> torch.Tensor:
         return self.generator.get_state()

@@ -1,11 +1,13 @@
 """GAN objectives as pure functions of discriminator logits (unit-testable on tiny tensors).
 
-Every discriminator loss takes the raw outputs of D on real and fake images (``(N,)`` or
-``(N, 1)``, no sigmoid applied) and the per-sample *targets* of each (``1`` = real, ``0`` = fake),
-so that label smoothing (target 0.9 or a random soft target) and noisy labels (a flipped target)
-work with every loss. A discriminator loss is ``mean_real ℓ(real, t_real) + mean_fake ℓ(fake, t_fake)``
-(the sum of the two batch means, as in the seed report's ``real_loss + fake_loss``). Generator losses
-take only the fake logits. All losses return a scalar tensor (float32 math).
+Every discriminator loss takes the raw outputs of D on real and fake images — one logit per image
+``(N,)`` / ``(N, 1)``, or one per patch ``(N, 1, h, w)`` for a PatchGAN; no sigmoid applied — and
+the per-image *targets* of each (``(N,)``, ``1`` = real, ``0`` = fake), broadcast to every logit of
+the image, so that label smoothing (target 0.9 or a random soft target) and noisy labels (a flipped
+target) work with every loss and every D. A discriminator loss is ``mean_real ℓ(real, t_real) +
+mean_fake ℓ(fake, t_fake)`` (the sum of the two means over all logits, as in the seed report's
+``real_loss + fake_loss``). Generator losses take only the fake logits. All losses return a
+scalar tensor (float32 math).
 
 * ``bce`` — the seed's loss: binary cross-entropy on sigmoid(D) (Goodfellow et al. 2014, eq. 1)
   with the *non-saturating* generator loss −log D(G(z)) (same paper, §3).
@@ -26,14 +28,19 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def _flat(logits: Tensor) -> Tensor:
-    return logits.reshape(-1).float()
+def _as_float(logits: Tensor) -> Tensor:
+    return logits.float()
 
 
 def _targets(targets: Tensor | None, like: Tensor, value: float) -> Tensor:
+    """Per-image targets ``(N,)`` (or None: all ``value``) broadcast to ``like``'s shape: one
+    target for every logit of an image, whether D gives one per image or one per patch."""
     if targets is None:
         return torch.full_like(like, value)
-    return targets.reshape(-1).to(device=like.device, dtype=like.dtype)
+    targets = targets.to(device=like.device, dtype=like.dtype)
+    if targets.dim() == 1 and like.dim() > 1 and targets.shape[0] == like.shape[0]:
+        targets = targets.view(-1, *([1] * (like.dim() - 1)))
+    return targets.expand_as(like)
 
 
 # --- per-sample terms ℓ(logit, target) ------------------------------------------------------------
@@ -54,7 +61,7 @@ def hinge_term(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def _d_loss(term, real_logits, fake_logits, real_targets, fake_targets) -> Tensor:
-    real, fake = _flat(real_logits), _flat(fake_logits)
+    real, fake = _as_float(real_logits), _as_float(fake_logits)
     return (term(real, _targets(real_targets, real, 1.0)).mean()
             + term(fake, _targets(fake_targets, fake, 0.0)).mean())
 
@@ -86,17 +93,17 @@ def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor 
 
 def bce_g_loss(fake_logits: Tensor) -> Tensor:
     """Non-saturating G loss −E log sigmoid(D(G(z))) = BCE(D(G(z)), 1) (Goodfellow et al. 2014, §3; the seed's)."""
-    return F.softplus(-_flat(fake_logits)).mean()
+    return F.softplus(-_as_float(fake_logits)).mean()
 
 
 def lsgan_g_loss(fake_logits: Tensor) -> Tensor:
     """LSGAN G loss ½E(D(G(z))−1)² (Mao et al. 2017, eq. 2, c=1)."""
-    return (0.5 * (_flat(fake_logits) - 1.0) ** 2).mean()
+    return (0.5 * (_as_float(fake_logits) - 1.0) ** 2).mean()
 
 
 def hinge_g_loss(fake_logits: Tensor) -> Tensor:
     """Hinge-GAN G loss −E D(G(z)) (Lim & Ye 2017; Miyato et al. 2018, eq. 17)."""
-    return -_flat(fake_logits).mean()
+    return -_as_float(fake_logits).mean()
 
 
 DLoss = Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor]
