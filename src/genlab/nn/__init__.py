@@ -1,0 +1,1 @@
+"""Reusable network blocks shared by model families (no family logic here)."""

@@ -1,0 +1,164 @@
+"""Layer helpers shared by the image-to-image networks (U-Net, ResNet generator, PatchGAN):
+norms, Keras-"same" padding, convolutions, up-sampling by transposed conv or resize-then-conv, and
+input-size checks."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NormKind = Literal["instance", "batch", "none"]
+UpsampleKind = Literal["deconv", "resize"]
+PaddingKind = Literal["symmetric", "keras"]
+
+_NORMS = ("instance", "batch", "none")
+_UPSAMPLES = ("deconv", "resize")
+_PADDINGS = ("symmetric", "keras")
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming ``name``, the bad ``value`` and the ``allowed`` ones."""
+    if value not in allowed:
+        raise ValueError(f"{name}: got {value!r}; allowed: {', '.join(map(repr, allowed))}")
+
+
+class InstanceNorm(nn.GroupNorm):
+    """Instance norm of ``(N, C, H, W)`` maps as ``GroupNorm(C, C)`` (one channel per group, Wu & He 2018 §3.1).
+
+    Per sample and channel: (x − mean_HW) / sqrt(var_HW + eps), then γ·… + β if ``affine``. No running
+    statistics: train and eval behave the same (like ``nn.InstanceNorm2d(track_running_stats=False)``).
+    Unlike PyTorch's norms it accepts a 1×1 map in training, where x − mean = 0 and it returns β (0
+    without affine) — what TF-Addons' ``InstanceNormalization`` (itself a GroupNormalization with
+    groups = channels) computes, and what the seed U-Net's innermost layer relies on.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = False):
+        super().__init__(channels, channels, eps=eps, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if x.shape[-1] * x.shape[-2] == 1:
+            y = x - x  # exact zeros that keep dtype, device and the graph
+            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        return super().forward(x)
+
+
+def make_norm(kind: NormKind, channels: int, *, affine: bool = False, eps: float = 1e-5) -> nn.Module:
+    """A normalisation layer for ``(N, channels, H, W)`` feature maps.
+
+    * ``"instance"`` — :class:`InstanceNorm` (Ulyanov et al. 2016): per sample and channel, mean and
+      variance over H×W; no running statistics, the same in train and eval. ``affine`` adds a
+      per-channel scale γ and shift β (2·channels parameters; the Keras layers' default, while
+      CycleGAN's reference code uses ``InstanceNorm2d(affine=False)``).
+    * ``"batch"`` — ``BatchNorm2d`` (always affine; running mean/var buffers).
+    * ``"none"`` — identity.
+
+    ``eps`` is added to the variance (PyTorch default 1e-5; TF-Addons/keras-contrib 1e-3).
+    """
+    check_choice("norm", kind, _NORMS)
+    if kind == "instance":
+        return InstanceNorm(channels, eps=eps, affine=affine)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, eps=eps)
+    return nn.Identity()
+
+
+class KerasSamePad2d(nn.Module):
+    """Zero padding that makes a following ``padding=0`` convolution behave like Keras ``padding="same"``.
+
+    For kernel k, stride s and input length n the output length is ceil(n / s); the total padding
+    max((ceil(n/s) − 1)·s + k − n, 0) is split with the odd pixel at the bottom/right (TensorFlow's
+    rule). For k = 4, s = 2 and even n that is (1, 1), PyTorch's ``padding=1``; for k = 3, s = 2 it is
+    (0, 1) and for k = 4, s = 1 it is (1, 2), which no symmetric PyTorch padding reproduces.
+    """
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def _pads(self, n: int) -> tuple[int, int]:
+        total = max((math.ceil(n / self.stride) - 1) * self.stride + self.kernel_size - n, 0)
+        return total // 2, total - total // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = self._pads(x.shape[-2])
+        left, right = self._pads(x.shape[-1])
+        return F.pad(x, (left, right, top, bottom))
+
+
+class KerasSameConvTranspose2d(nn.ConvTranspose2d):
+    """Stride-s transposed convolution with Keras ``padding="same"`` semantics: output = s × input.
+
+    Computes the full transposed convolution ((n − 1)·s + k) and keeps the s·n pixels that Keras keeps:
+    it drops ⌊(k − s)/2⌋ at the top/left and the rest at the bottom/right (the adjoint of
+    :class:`KerasSamePad2d`). For k = 4, s = 2 this equals ``ConvTranspose2d(padding=1)``; for k = 3 it
+    differs from ``ConvTranspose2d(padding=1, output_padding=1)`` by a one-pixel shift.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 2, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, bias=bias)
+        self._crop = max(kernel_size - stride, 0) // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        h, w = x.shape[-2] * self.stride[0], x.shape[-1] * self.stride[1]
+        y = super().forward(x)
+        return y[..., self._crop:self._crop + h, self._crop:self._crop + w]
+
+
+def conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, bias: bool = True,
+           padding: PaddingKind = "symmetric", padding_mode: str = "zeros") -> nn.Module:
+    """A "same"-style convolution: output size ⌈n / stride⌉ for every n divisible by ``stride``.
+
+    ``padding="symmetric"`` pads ⌊(k − 1)/2⌋ on every side (``padding_mode`` "zeros" or "reflect");
+    ``"keras"`` pads like Keras ``padding="same"`` (zeros, odd pixel bottom/right, see
+    :class:`KerasSamePad2d`). Exception: k = 4, s = 1 with symmetric padding gives n − 1, as in the
+    PatchGAN of pix2pix/CycleGAN (which relies on it).
+    """
+    check_choice("padding", padding, _PADDINGS)
+    if padding == "keras":
+        return nn.Sequential(KerasSamePad2d(kernel_size, stride), nn.Conv2d(in_channels, out_channels, kernel_size, stride, 0, bias=bias))
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=bias, padding_mode=padding_mode)
+
+
+def up2d(in_channels: int, out_channels: int, kernel_size: int, *, mode: UpsampleKind = "deconv", bias: bool = True,
+         padding: PaddingKind = "symmetric", padding_mode: str = "zeros", resize_mode: str = "nearest") -> nn.Module:
+    """×2 up-sampling layer ``(N, in, h, w)`` → ``(N, out, 2h, 2w)``.
+
+    * ``"deconv"`` — transposed convolution, kernel ``kernel_size``, stride 2 (``padding="symmetric"``:
+      PyTorch padding ⌊(k − 1)/2⌋ with the output padding that makes the size exactly 2h;
+      ``"keras"``: :class:`KerasSameConvTranspose2d`). Its uneven kernel overlap causes checkerboard
+      artifacts when k is not divisible by the stride (Odena et al. 2016, Distill "Deconvolution and
+      Checkerboard Artifacts", §"Overlap & Artifacts").
+    * ``"resize"`` — ``nn.Upsample(scale_factor=2, mode=resize_mode)`` ("nearest", as Odena et al.
+      recommend, or "bilinear") then a 3×3 stride-1 convolution (padding 1, ``padding_mode``), the
+      resize-convolution of Odena et al. 2016 §"Better Upsampling". Parameters: 9·in·out (+ out bias).
+    """
+    check_choice("upsample", mode, _UPSAMPLES)
+    if mode == "resize":
+        kwargs = {"align_corners": False} if resize_mode in ("bilinear", "bicubic") else {}
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode=resize_mode, **kwargs),
+                             nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias, padding_mode=padding_mode))
+    if padding == "keras":
+        return KerasSameConvTranspose2d(in_channels, out_channels, kernel_size, 2, bias=bias)
+    check_choice("padding", padding, _PADDINGS)
+    if kernel_size < 2:
+        raise ValueError(f"kernel_size: got {kernel_size}; a stride-2 transposed convolution needs >= 2")
+    pad = (kernel_size - 1) // 2
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, 2, pad, output_padding=2 + 2 * pad - kernel_size, bias=bias)
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def check_multiple(net: str, x: torch.Tensor, multiple: int) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``(N, C, H, W)`` with H and W multiples of ``multiple``."""
+    if x.dim() != 4:
+        raise ValueError(f"{net} takes a batch of images (N, C, H, W); got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % multiple or w % multiple:
+        raise ValueError(f"{net}: input size {h}×{w} is not a multiple of {multiple} in both height and width; "
+                         f"pad or crop the image to a multiple of {multiple} (e.g. {_round_up(h, multiple)}×{_round_up(w, multiple)})")

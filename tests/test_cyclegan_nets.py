@@ -1,0 +1,230 @@
+"""CycleGAN networks (genlab.nn): shapes, value ranges, exact parameter counts, receptive fields, padding.
+
+Parameter counts are taken on the meta device (no memory, no forward pass). They are Keras-style
+totals, which here equal ``sum(p.numel())``: instance norm keeps no running statistics.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from genlab.nn.init import init_normal_
+from genlab.nn.layers import InstanceNorm, KerasSameConvTranspose2d, KerasSamePad2d, conv2d, up2d
+from genlab.nn.patchgan import PatchDiscriminator
+from genlab.nn.resnet_gen import ResnetGenerator
+from genlab.nn.unet import UNetGenerator
+
+
+def n_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def on_meta(build):
+    with torch.device("meta"):
+        return build()
+
+
+def tiny_unet(**kw) -> UNetGenerator:
+    return UNetGenerator(ngf=4, num_downs=3, **kw)
+
+
+def tiny_resnet(**kw) -> ResnetGenerator:
+    return ResnetGenerator(ngf=4, n_blocks=2, **kw)
+
+
+# --- exact parameter counts -----------------------------------------------------------------------
+
+def test_seed_patchgan_matches_the_seed_table_total():
+    # seed report 000, question 2, table "Dx": "Total params: 2,766,529" at 256×256×3
+    assert n_params(on_meta(PatchDiscriminator.seed)) == 2_766_529
+
+
+def test_seed_patchgan_rows_match_the_table():
+    d = on_meta(PatchDiscriminator.seed)
+    rows = [n_params(m) for m in d.net if n_params(m)]
+    # Conv2D 3136, 131200, IN 256, Conv2D 524544, IN 512, Conv2D 2097664, IN 1024, Conv2D 8193
+    assert rows == [3136, 131_200, 256, 524_544, 512, 2_097_664, 1024, 8193]
+
+
+def test_paper_patchgan_70x70_count():
+    # junyanz NLayerDiscriminator(n_layers=3), InstanceNorm2d(affine=False), conv biases
+    assert n_params(on_meta(PatchDiscriminator.paper)) == 2_764_737
+    assert n_params(on_meta(PatchDiscriminator.seed)) - n_params(on_meta(PatchDiscriminator.paper)) == 2 * (128 + 256 + 512)
+
+
+def test_seed_unet_count():
+    # The seed has no generator table (prose only, §2.3.1); 30,618,691 is the structure it describes
+    # (see UNetGenerator.seed), counted Keras-style: encoder 10,996,096 + decoder 19,622,595.
+    g = on_meta(UNetGenerator.seed)
+    assert n_params(g) == 30_618_691
+    assert sum(n_params(b) for b in g.encoder) == 10_996_096
+    assert sum(n_params(b) for b in g.decoder) + n_params(g.output) == 19_622_595
+    assert n_params(on_meta(lambda: UNetGenerator.seed(1, 1))) == 30_615_233
+    assert g.stride_multiple == 256
+
+
+def test_unet_256_count():
+    # pix2pix/CycleGAN unet_256 at ngf 64 with affine-free instance norm and conv biases
+    g = on_meta(lambda: UNetGenerator(image_size=256))
+    assert g.num_downs == 8 and g.stride_multiple == 256
+    assert n_params(g) == 54_409_603
+    assert n_params(on_meta(lambda: UNetGenerator(image_size=256, norm="batch"))) == 54_413_955
+
+
+def test_resnet_counts():
+    # junyanz resnet_9blocks / resnet_6blocks, ngf 64, InstanceNorm2d(affine=False), conv biases
+    assert n_params(on_meta(ResnetGenerator)) == 11_378_179
+    assert n_params(on_meta(lambda: ResnetGenerator(n_blocks=6))) == 7_837_699
+    assert n_params(on_meta(lambda: ResnetGenerator(upsample="resize"))) == 11_378_179  # 3×3 conv = 3×3 deconv
+
+
+# --- PatchGAN geometry ----------------------------------------------------------------------------
+
+def test_patchgan_map_at_256():
+    x = torch.empty(2, 3, 256, 256, device="meta")
+    for build, side, rf in ((PatchDiscriminator.paper, 30, 70), (PatchDiscriminator.seed, 16, 94)):
+        d = on_meta(build)
+        assert d(x).shape == (2, 1, side, side)
+        assert d.output_size(256, 256) == (side, side)
+        assert d.receptive_field == rf
+
+
+@pytest.mark.parametrize(("kw", "rf"), [({}, 70), ({"last_stride": 2, "padding": "keras"}, 94)])
+def test_patchgan_receptive_field_from_gradients(kw, rf):
+    torch.manual_seed(0)
+    d = PatchDiscriminator(1, ndf=2, norm="none", **kw).double()  # norm couples all pixels: off here
+    x = torch.randn(1, 1, 128, 128, dtype=torch.float64, requires_grad=True)
+    y = d(x)
+    h, w = y.shape[-2:]
+    y[0, 0, h // 2, w // 2].backward()
+    rows = x.grad[0, 0].abs().sum(1).nonzero().flatten()
+    cols = x.grad[0, 0].abs().sum(0).nonzero().flatten()
+    assert rows[0] > 0 and rows[-1] < 127  # not clipped by the border
+    assert rows[-1] - rows[0] + 1 == rf and cols[-1] - cols[0] + 1 == rf
+
+
+def test_patchgan_shapes_small_and_non_square():
+    for channels, d in ((3, PatchDiscriminator.paper(3, ndf=4)), (3, PatchDiscriminator.seed(3)),
+                        (1, PatchDiscriminator(1, ndf=4, norm="batch"))):
+        assert d(torch.randn(2, channels, 32, 64)).shape == (2, 1, *d.output_size(32, 64))
+    assert PatchDiscriminator.seed().output_size(32, 64) == (2, 4)
+    assert PatchDiscriminator.paper(ndf=4).output_size(32, 64) == (2, 6)
+
+
+# --- generators: shapes, range, both up-sampling modes, grayscale ---------------------------------
+
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+@pytest.mark.parametrize("size", [(32, 32), (32, 64)])
+def test_generator_shapes_and_range(upsample, size):
+    torch.manual_seed(0)
+    for g in (tiny_unet(upsample=upsample), tiny_resnet(upsample=upsample), tiny_unet(upsample=upsample, norm="batch", dropout=0.5)):
+        x = torch.rand(2, 3, *size) * 2 - 1
+        y = g(x)
+        assert y.shape == (2, 3, *size)
+        assert y.abs().max() <= 1.0
+
+
+def test_seed_unet_forward_256():
+    g = UNetGenerator.seed()
+    with torch.no_grad():
+        y = g(torch.rand(1, 3, 256, 256) * 2 - 1)  # batch 1, as the seed trains: 1×1 instance norm must work
+        assert y.shape == (1, 3, 256, 256) and y.abs().max() <= 1.0
+        # the seed's innermost instance norm sees a 1×1 map and outputs β: the bottleneck ignores the input
+        a, b = torch.rand(2, 1, 3, 256, 256)
+        for block in g.encoder:
+            a, b = block(a), block(b)
+        assert a.shape[-2:] == (1, 1) and torch.equal(a, b)
+
+
+def test_grayscale_in_and_out():
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    for g in (tiny_unet(in_channels=1, out_channels=1), tiny_resnet(in_channels=1, out_channels=1)):
+        assert g(x).shape == (2, 1, 32, 32)
+    assert PatchDiscriminator.paper(1, ndf=4)(x).shape == (2, 1, 2, 2)
+    assert UNetGenerator(1, 3, ngf=4, num_downs=2)(x).shape == (2, 3, 32, 32)
+
+
+# --- size checks ------------------------------------------------------------------------------------
+
+def test_stride_multiple():
+    assert tiny_unet().stride_multiple == 8
+    assert UNetGenerator(image_size=96, ngf=4).num_downs == 5  # 96 = 3·2^5
+    assert UNetGenerator(image_size=512, ngf=4).num_downs == 8
+    assert ResnetGenerator.stride_multiple == 4 and tiny_resnet().stride_multiple == 4
+
+
+def test_unet_dropout_on_the_innermost_decoder_blocks():
+    g = UNetGenerator(ngf=4, num_downs=5, dropout=0.5)
+    assert [any(isinstance(m, nn.Dropout) for m in block) for block in g.decoder] == [True, True, True, False]
+    assert not any(isinstance(m, nn.Dropout) for m in tiny_unet().modules())
+
+
+def test_non_multiple_size_raises():
+    with pytest.raises(ValueError, match=r"30×32.*multiple of 8"):
+        tiny_unet()(torch.zeros(1, 3, 30, 32))
+    with pytest.raises(ValueError, match=r"34×36.*multiple of 4"):
+        tiny_resnet()(torch.zeros(1, 3, 34, 36))
+    with pytest.raises(ValueError, match="multiple of 2\\*\\*num_downs = 8"):
+        UNetGenerator(image_size=36, num_downs=3)
+    with pytest.raises(ValueError, match="upsample"):
+        UNetGenerator(upsample="pixelshuffle")
+
+
+# --- gradients, init, padding semantics -----------------------------------------------------------
+
+def test_gradients_flow():
+    torch.manual_seed(0)
+    g, d = tiny_unet(upsample="resize"), PatchDiscriminator(3, ndf=4)
+    r = tiny_resnet()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    (d(g(x)).mean() + r(x).square().mean()).backward()
+    for net in (g, d, r):
+        for name, p in net.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert g.encoder[0][0].weight.grad.abs().sum() > 0 and r.net[0].weight.grad.abs().sum() > 0
+
+
+def test_init_normal():
+    torch.manual_seed(0)
+    net = init_normal_(nn.Sequential(nn.Conv2d(64, 64, 3), nn.ConvTranspose2d(64, 64, 3), nn.Linear(256, 256),
+                                     nn.BatchNorm2d(512), InstanceNorm(512, affine=True), InstanceNorm(8)), std=0.02)
+    for layer in net[:3]:
+        assert abs(layer.weight.std().item() - 0.02) < 1e-3 and abs(layer.weight.mean().item()) < 1e-3
+        assert not layer.bias.any()
+    for layer in net[3:5]:
+        assert abs(layer.weight.mean().item() - 1) < 5e-3 and abs(layer.weight.std().item() - 0.02) < 5e-3
+        assert not layer.bias.any()
+
+
+def test_instance_norm_matches_torch_and_handles_1x1():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 7)
+    assert torch.allclose(InstanceNorm(5)(x), nn.InstanceNorm2d(5)(x), atol=1e-5)
+    norm = InstanceNorm(5, affine=True)
+    nn.init.normal_(norm.bias)
+    assert torch.equal(norm(torch.randn(1, 5, 1, 1)), norm.bias.detach().view(1, 5, 1, 1))  # x − mean = 0 → β
+    assert not InstanceNorm(5)(torch.randn(1, 5, 1, 1)).any()
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_keras_same_transposed_conv_is_the_adjoint_of_keras_same_conv(k):
+    # TF's conv2d_transpose is the gradient of conv2d: <conv(x), y> = <convT(y), x> with shared weights
+    torch.manual_seed(0)
+    conv = nn.Sequential(KerasSamePad2d(k, 2), nn.Conv2d(3, 4, k, 2, bias=False)).double()
+    convt = KerasSameConvTranspose2d(4, 3, k, 2, bias=False).double()
+    convt.weight.data.copy_(conv[1].weight.data)
+    x, y = torch.randn(2, 3, 8, 12, dtype=torch.float64), torch.randn(2, 4, 4, 6, dtype=torch.float64)
+    assert conv(x).shape == y.shape and convt(y).shape == x.shape
+    assert torch.allclose((conv(x) * y).sum(), (convt(y) * x).sum())
+
+
+def test_keras_same_padding_puts_the_odd_pixel_bottom_right():
+    assert KerasSamePad2d(3, 2)._pads(256) == (0, 1)
+    assert KerasSamePad2d(4, 2)._pads(256) == (1, 1)
+    assert KerasSamePad2d(4, 1)._pads(16) == (1, 2)
+    for k in (3, 4):
+        assert conv2d(2, 2, k, 2)(torch.zeros(1, 2, 8, 6)).shape[-2:] == (4, 3)
+        assert up2d(2, 2, k)(torch.zeros(1, 2, 4, 3)).shape[-2:] == (8, 6)
+        assert up2d(2, 2, k, mode="resize", resize_mode="bilinear")(torch.zeros(1, 2, 4, 3)).shape[-2:] == (8, 6)
