@@ -1,5 +1,6 @@
 """The training loop: outputs, exact resume (epoch and mid-epoch), refusals, non-finite losses."""
 
+import hashlib
 import json
 import shutil
 
@@ -9,9 +10,10 @@ import yaml
 from safetensors import safe_open
 
 from conftest import tiny_config
-from genlab.core.checkpoint import list_checkpoints
+from genlab.core.checkpoint import list_checkpoints, load_checkpoint
 from genlab.errors import GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel
+from genlab.runs import load_run
 from genlab.train.loop import train
 
 
@@ -156,8 +158,18 @@ def test_init_from_starts_from_another_runs_weights(tmp_path):
                               "train.lr=1e-12"), tmp_path / "tuned")
     for key, value in weights(source).items():  # an lr of 1e-12 leaves the copied weights as they were
         assert torch.allclose(weights(tuned)[key], value, atol=1e-8), key
-    assert "initialised the networks from" in (tuned / "train.log").read_text()
+    assert "initialised weights from" in (tuned / "train.log").read_text()
+    # provenance: the source checkpoint and its digest, in sources.json and in every checkpoint
+    (recorded,) = json.loads((tuned / "sources.json").read_text())
+    source_checkpoint = list_checkpoints(source)[-1]
+    assert recorded["checkpoint"] == source_checkpoint.name
+    assert recorded["sha256"] == hashlib.sha256(source_checkpoint.read_bytes()).hexdigest()
+    assert load_checkpoint(list_checkpoints(tuned)[-1])["sources"] == [recorded]
     with pytest.raises(GenlabError, match="holds a 'vae' model; this config trains 'cvae'"):
         train(tiny_config("cvae-mnist", "train.epochs=1", f"train.init_from={source}"), tmp_path / "wrong")
     with pytest.raises(GenlabError, match="run directory not found"):
         train(tiny_config("vae-mnist", "train.epochs=1", f"train.init_from={tmp_path / 'nowhere'}"), tmp_path / "x")
+    # self-contained: the tuned run loads and samples with the source run gone
+    shutil.rmtree(source)
+    _, model, _ = load_run(tuned)
+    assert model.sample(4, generator=torch.Generator().manual_seed(0)).shape == (4, 1, 28, 28)

@@ -47,6 +47,25 @@ def load_state_into(model: torch.nn.Module, state: dict[str, Any], path: Path, f
     model.load_state_dict(saved)
 
 
+def copy_weights(model: torch.nn.Module, state: dict[str, Any], path: Path, source_prefix: str,
+                 target_prefix: str) -> int:
+    """Copy ``state``'s model tensors ``source_prefix + k`` into ``model``'s ``target_prefix + k``;
+    returns how many. Nothing to copy, or a shape that differs, is a :class:`CheckpointError`."""
+    own = model.state_dict()
+    picked = {target_prefix + k[len(source_prefix):]: v for k, v in state["model"].items() if k.startswith(source_prefix)}
+    missing = sorted(k for k in own if k.startswith(target_prefix) and k not in picked)
+    unexpected = sorted(k for k in picked if k not in own)
+    if not picked or missing or unexpected:
+        raise CheckpointError(f"{path}: its '{source_prefix}*' weights do not fit this model's '{target_prefix}*' "
+                              f"(missing {missing[:5]}, unexpected {unexpected[:5]}, {len(picked)} found)")
+    for key, tensor in picked.items():
+        if own[key].shape != tensor.shape:
+            raise CheckpointError(f"{path}: '{source_prefix}{key[len(target_prefix):]}' has shape {tuple(tensor.shape)} "
+                                  f"but this model's '{key}' has {tuple(own[key].shape)} (different config?)")
+    model.load_state_dict(picked, strict=False)
+    return len(picked)
+
+
 def load_run(run_dir: Path, device: str | torch.device = "cpu"):
     """``(config, model in eval mode, checkpoint state)`` of a run's newest checkpoint."""
     path = latest_checkpoint(run_dir)

@@ -38,6 +38,21 @@ class NonFiniteLoss(TrainingDiverged):
         super().__init__(f"loss '{name}' is {value}")
 
 
+class WeightSource(NamedTuple):
+    """Weights a fresh run copies from another run's newest checkpoint (a frozen Stage-I generator).
+
+    Every key ``source_prefix + k`` of that checkpoint's model (a run of ``family``) becomes this
+    model's ``target_prefix + k``; shapes must match. The copied weights are part of this run's own
+    checkpoints from then on, and the source (path, checkpoint, SHA-256) is recorded as ``role``.
+    """
+
+    run_dir: str
+    family: str
+    source_prefix: str
+    target_prefix: str
+    role: str
+
+
 class PreviewGrid(NamedTuple):
     """One preview image grid: ``images`` float ``(N, C, H, W)`` in [0, 1], ``nrow`` images per row."""
 
@@ -127,6 +142,11 @@ class GenerativeModel(nn.Module):
         n, classes = 100, self.num_classes
         cond = (torch.arange(n) // max(1, n // classes)) % classes if classes else None
         return {"samples": PreviewGrid(self.sample(n, cond=cond, generator=generator).float().cpu(), 10)}
+
+    def weight_sources(self) -> list[WeightSource]:
+        """Other runs whose weights a fresh run of this model starts from (none by default); the
+        loop copies them once, before step 0, and never needs those runs again."""
+        return []
 
     def extra_state(self) -> dict[str, Any]:
         """This process's state beyond weights, optimizers and RNG (tensors and JSON values), saved in

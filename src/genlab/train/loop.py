@@ -43,7 +43,7 @@ from genlab.data.datasets import load_source
 from genlab.data.sources import DataSource, epoch_batches, iterate_eval_batches
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel, NonFiniteLoss
-from genlab.runs import latest_checkpoint, load_state_into
+from genlab.runs import copy_weights, latest_checkpoint, load_state_into
 from genlab.train.distributed import DistContext
 from genlab.viz.grids import save_image_grid
 
@@ -190,11 +190,26 @@ class Trainer:
         """
         path = latest_checkpoint(Path(run_dir))
         load_state_into(self.model, load_checkpoint(path), path, self.config.model.family)
-        self.sources.append({"role": "train.init_from", "run": str(Path(run_dir).resolve()),
-                             "checkpoint": path.name, "sha256": file_digest(path)})
+        self._record_source("train.init_from", run_dir, path)
+
+    def copy_weight_sources(self) -> None:
+        """Copy the weights the model asks for (:meth:`GenerativeModel.weight_sources`), e.g. a frozen
+        Stage-I generator; a run of another family or of other shapes is a :class:`CheckpointError`."""
+        for source in self.model.weight_sources():
+            path = latest_checkpoint(Path(source.run_dir))
+            state = load_checkpoint(path)
+            if state.get("family") != source.family:
+                raise CheckpointError(f"{source.role}: {path} holds a '{state.get('family')}' model; "
+                                      f"expected a '{source.family}' run")
+            copy_weights(self.model, state, path, source.source_prefix, source.target_prefix)
+            self._record_source(source.role, source.run_dir, path)
+
+    def _record_source(self, role: str, run_dir: str | Path, path: Path) -> None:
+        self.sources.append({"role": role, "run": str(Path(run_dir).resolve()), "checkpoint": path.name,
+                             "sha256": file_digest(path)})
         if self.ctx.is_main:
             atomic_write_text(self.run_dir / "sources.json", json.dumps(self.sources, indent=2) + "\n")
-        log.info("initialised the networks from %s (train.init_from)", path)
+        log.info("initialised weights from %s (%s)", path, role)
 
     # --- checkpoints ------------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
@@ -402,8 +417,10 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         restored = resume and trainer.restore()
         if resume and not restored and ctx.is_main:
             log.info("no checkpoint in %s yet; starting from step 0", run_dir)
-        if not restored and config.train.init_from:
-            trainer.initialise_from(config.train.init_from)
+        if not restored:
+            if config.train.init_from:
+                trainer.initialise_from(config.train.init_from)
+            trainer.copy_weight_sources()
         if ctx.is_main:
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
             log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
