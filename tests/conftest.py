@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from genlab.config import load_config
+from genlab.core.checkpoint import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -25,6 +28,25 @@ def _few_threads():
 
 def tiny_config(name: str = "vae-mnist", *extra: str):
     return load_config(CONFIGS / f"{name}.yaml", [*TINY, *extra])
+
+
+def weights(run_dir):
+    """The model tensors of a run's newest checkpoint, by checkpoint key."""
+    with safe_open(str(list_checkpoints(run_dir)[-1]), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys() if k.startswith("s.model.")}
+
+
+def losses(run_dir):
+    """metrics.jsonl records without timing and memory (which differ between identical runs)."""
+    keep = lambda r: {k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))}  # noqa: E731
+    return [keep(json.loads(line)) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
 
 
 @pytest.hookimpl(hookwrapper=True)

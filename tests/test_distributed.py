@@ -5,9 +5,8 @@ import sys
 
 import pytest
 import torch
-from test_loop import weights
 
-from conftest import CONFIGS, TINY
+from conftest import CONFIGS, TINY, weights
 
 # dropout masks come from each rank's own RNG, so equivalence needs dropout 0
 COMMON = [*TINY, "model.dropout=0", "train.epochs=2", "data.limit=64"]

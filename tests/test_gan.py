@@ -7,10 +7,9 @@ import shutil
 
 import pytest
 import torch
-from test_loop import losses, weights
 from torch import nn
 
-from conftest import CONFIGS
+from conftest import CONFIGS, losses, weights
 from genlab.adversarial.losses import (
     GAN_LOSSES,
     bce_d_loss,

@@ -7,9 +7,8 @@ import time
 
 import pytest
 import torch
-from test_loop import losses, weights
 
-from conftest import CONFIGS
+from conftest import CONFIGS, losses, weights
 
 # The seed architecture on 256 images, batch 16: 16 steps per epoch, slow enough to be killed mid-run.
 ARGS = [str(CONFIGS / "vae-mnist.yaml"), "data.limit=256", "data.test_limit=64", "train.batch_size=16",

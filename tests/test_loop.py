@@ -7,31 +7,13 @@ import shutil
 import pytest
 import torch
 import yaml
-from safetensors import safe_open
 
-from conftest import tiny_config
+from conftest import assert_same_weights, losses, tiny_config, weights
 from genlab.core.checkpoint import list_checkpoints, load_checkpoint
 from genlab.errors import GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel
 from genlab.runs import load_run
 from genlab.train.loop import train
-
-
-def weights(run_dir):
-    with safe_open(str(list_checkpoints(run_dir)[-1]), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys() if k.startswith("s.model.")}
-
-
-def losses(run_dir):
-    keep = lambda r: {k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))}  # noqa: E731
-    return [keep(json.loads(line)) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def assert_same_weights(a, b):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        assert torch.equal(wa[key], wb[key]), key
 
 
 def test_run_directory_contents(tmp_path):
