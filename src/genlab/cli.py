@@ -1,4 +1,4 @@
-"""Command line: ``genlab train | info | sample | eval | figures | demo | evaluator train``.
+"""Command line: ``genlab train | info | sample | eval | translate | figures | demo | evaluator train``.
 
 Every user mistake (bad config key, missing run, corrupt checkpoint or image) is a
 :class:`~genlab.errors.GenlabError`; :func:`main` prints its message and exits with status 2.
@@ -139,6 +139,30 @@ def evaluate(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2) + "\n")
         typer.echo(f"wrote {output}")
+
+
+@app.command()
+def translate(
+    run_dir: Path = typer.Argument(..., help="A run directory of a translation model (e.g. CycleGAN)."),
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively); any size and aspect ratio.",
+                                        show_default=False),
+    direction: str = typer.Option(..., "--direction", help="AtoB (G_A: domain A to B) or BtoA (G_B)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the translations; each keeps its input's file "
+                                "name (and path below a folder input)."),
+    native: bool = typer.Option(False, "--native", help="Translate at the input's own resolution (padded to the "
+                                "generator's stride, cropped back) instead of resizing to the training size and back."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (default: refuse, before any work)."),
+) -> None:
+    """Translate images with a trained two-domain model; outputs keep the inputs' names and sizes."""
+    from genlab.translate import translate_files
+
+    report = translate_files(run_dir, direction, inputs, output, native=native, overwrite=overwrite)
+    for path, reason in report.skipped:
+        typer.echo(f"skipped {path}: {reason}", err=True)
+    typer.echo(f"wrote {len(report.written)} image(s) to {output}")
+    if report.skipped:
+        raise GenlabError(f"{len(report.skipped)} of {len(report.skipped) + len(report.written)} input(s) could not be "
+                          "read (named above); the others were translated")
 
 
 @app.command()

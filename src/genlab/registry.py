@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from genlab.errors import ConfigError
 from genlab.family import Family
-from genlab.models import cvae, gan, vae
+from genlab.models import cvae, cyclegan, gan, vae
 
 if TYPE_CHECKING:
     from genlab.models.base import GenerativeModel
     from genlab.schema import Config
 
-_FAMILIES: dict[str, Family] = {f.name: f for f in (vae.FAMILY, cvae.FAMILY, gan.FAMILY)}
+_FAMILIES: dict[str, Family] = {f.name: f for f in (vae.FAMILY, cvae.FAMILY, gan.FAMILY, cyclegan.FAMILY)}
 
 
 def register(family: Family, *, replace: bool = False) -> Family:

@@ -33,8 +33,8 @@ def check(condition: bool, key: str, value: Any, allowed: str) -> None:
 class DataConfig:
     """Which images to train on and how to present them to the model."""
 
-    name: Literal["mnist", "fashion-mnist", "idx", "folder", "twemoji", "noto-emoji", "openmoji"] = "mnist"
-    root: str | None = None  # directory for name=idx|folder (unpaired families: trainA/ trainB/ testA/ testB/)
+    name: Literal["mnist", "fashion-mnist", "idx", "folder", "twemoji", "noto-emoji", "openmoji", "cub"] = "mnist"
+    root: str | None = None  # directory for name=idx|folder|cub (unpaired families: trainA/ trainB/ testA/ testB/)
     #: unpaired families: domain B's emoji set when data.name is one (e.g. twemoji → openmoji); null otherwise
     name_b: Literal["twemoji", "noto-emoji", "openmoji"] | None = None
     channels_b: int | None = None  # unpaired families: domain B's channels (1 or 3); null = data.channels
@@ -45,6 +45,11 @@ class DataConfig:
     binarize: Literal["none", "dynamic"] = "none"  # dynamic: x ~ Bernoulli(grey/255) per draw
     value_range: Literal["unit", "symmetric"] = "unit"  # [0, 1] or [-1, 1]
     skip_bad_files: bool = False
+    #: captioned families: captions → vectors by the built-in hashing encoder or MiniLM (extra genlab[text]);
+    #: data.name=cub uses the authors' char-CNN-RNN embeddings instead
+    text_encoder: Literal["hashing", "minilm"] = "hashing"
+    text_hashing_dim: int = 256  # buckets of the hashing encoder (its embedding size)
+    captions_per_image: int = 10  # captioned families: at most this many captions per image (CUB has 10)
 
     def __post_init__(self) -> None:
         check(self.limit is None or self.limit > 0, "data.limit", self.limit, "a positive integer or null")
@@ -53,8 +58,10 @@ class DataConfig:
         check(self.image_size >= 8, "data.image_size", self.image_size, "an integer >= 8")
         check(self.channels in (1, 3), "data.channels", self.channels, "1 or 3")
         check(self.channels_b in (None, 1, 3), "data.channels_b", self.channels_b, "1, 3 or null (= data.channels)")
-        check(self.name not in ("idx", "folder") or self.root is not None, "data.root", self.root,
+        check(self.name not in ("idx", "folder", "cub") or self.root is not None, "data.root", self.root,
               f"a directory path (required when data.name={self.name})")
+        check(self.text_hashing_dim >= 1, "data.text_hashing_dim", self.text_hashing_dim, "an integer >= 1")
+        check(self.captions_per_image >= 1, "data.captions_per_image", self.captions_per_image, "an integer >= 1")
 
 
 @dataclass

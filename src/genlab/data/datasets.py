@@ -44,8 +44,8 @@ def _mnist_like(loader):
     return load
 
 
-def _emoji(data: DataConfig, split: str, name: str | None = None) -> ImageTensors:
-    art = emoji.load_emoji((name or data.name).removesuffix("-emoji"), image_size=data.image_size)
+def _emoji(data: DataConfig, split: str) -> ImageTensors:
+    art = emoji.load_emoji(data.name.removesuffix("-emoji"), image_size=data.image_size)
     return emoji.as_image_tensors(art, split)
 
 
@@ -58,6 +58,7 @@ LOADERS = {
     "twemoji": _emoji,
     "noto-emoji": _emoji,
     "openmoji": _emoji,
+    "cub": lambda data, split: _load_cub_images(data, split),
 }
 
 
@@ -79,10 +80,23 @@ def load_split(data: DataConfig, split: str) -> ImageTensors | None:
     return None if out is None else _limited(out, data, split, data.channels)
 
 
-def load_unpaired_split(data: DataConfig, split: str) -> tuple[ImageTensors, ImageTensors] | None:
-    """Domains A and B of ``split``: ``folder`` reads the CycleGAN layout (``root/{split}A``,
-    ``root/{split}B``); an emoji set pairs with ``data.name_b`` (another emoji set, the same emoji split).
+def _emoji_styles(data: DataConfig, split: str) -> tuple[ImageTensors, ImageTensors]:
+    """The emoji that both ``data.name`` and ``data.name_b`` draw, in the same order in both (item i
+    of A and item i of B are the same emoji in two art styles: the true translation is known).
+    Split by emoji, so no test emoji is seen in training, in either style."""
+    a = emoji.load_emoji(data.name.removesuffix("-emoji"), image_size=data.image_size)
+    b = emoji.load_emoji(data.name_b.removesuffix("-emoji"), image_size=data.image_size)
+    index_a, index_b = emoji.paired_sets(a, b)
+    return (emoji.as_image_tensors(a.subset(index_a), split), emoji.as_image_tensors(b.subset(index_b), split))
+
+
+def load_unpaired_split(data: DataConfig, split: str) -> tuple[ImageTensors, ImageTensors, bool] | None:
+    """Domains A and B of ``split`` and whether they are aligned (item i of A ↔ item i of B).
+
+    ``folder`` reads the CycleGAN layout (``root/{split}A``, ``root/{split}B``; not aligned); an
+    emoji set with ``data.name_b`` another one gives the emoji both draw, aligned (:func:`_emoji_styles`).
     None if ``split`` does not exist (a folder without ``testA``/``testB``)."""
+    aligned = False
     if data.name == "folder":
         root = Path(data.root)
         if split == "test" and not ((root / "testA").is_dir() and (root / "testB").is_dir()):
@@ -91,13 +105,13 @@ def load_unpaired_split(data: DataConfig, split: str) -> tuple[ImageTensors, Ima
                                              skip_bad=data.skip_bad_files)
         domains = (ImageTensors(a.images, None), ImageTensors(b.images, None))
     elif data.name in emoji.EMOJI_DATASETS and data.name_b in emoji.EMOJI_DATASETS:
-        domains = (_emoji(data, split), _emoji(data, split, data.name_b))
+        domains, aligned = _emoji_styles(data, split), True
     else:
         raise DataError(f"data.name={data.name!r} with data.name_b={data.name_b!r} is not an unpaired dataset; "
                         f"allowed: data.name=folder (trainA/ trainB/ testA/ testB/ under data.root) or two emoji "
                         f"sets ({', '.join(emoji.EMOJI_DATASETS)}) as data.name and data.name_b")
     return (_limited(domains[0], data, split, data.channels),
-            _limited(domains[1], data, split, data.channels_b or data.channels))
+            _limited(domains[1], data, split, data.channels_b or data.channels), aligned)
 
 
 def load_source(data: DataConfig, split: str, kind: str) -> DataSource | None:
@@ -109,8 +123,14 @@ def load_source(data: DataConfig, split: str, kind: str) -> DataSource | None:
         domains = load_unpaired_split(data, split)
         if domains is None:
             return None
-        return UnpairedSource(*domains, data, dataclasses.replace(data, channels=data.channels_b or data.channels))
-    raise DataError(f"data kind {kind!r} has no loader yet; allowed: images, unpaired")
+        a, b, aligned = domains
+        return UnpairedSource(a, b, data, dataclasses.replace(data, channels=data.channels_b or data.channels),
+                              aligned=aligned)
+    if kind == "captioned":
+        from genlab.data.captioned import load_captioned_source  # text encoders load only for text families
+
+        return load_captioned_source(data, split)
+    raise DataError(f"data kind {kind!r} has no loader yet; allowed: images, unpaired, captioned")
 
 
 def _load_folder(data: DataConfig, split: str) -> ImageTensors | None:
@@ -127,3 +147,9 @@ def _load_folder(data: DataConfig, split: str) -> ImageTensors | None:
     return ImageTensors(loaded.images, None)
 
 
+def _load_cub_images(data: DataConfig, split: str) -> ImageTensors:
+    """CUB's bounding-box crops (StackGAN's layout under ``data.root``), without captions; class ids 1..200 as labels 0..199."""
+    from genlab.data.cub import load_cub
+
+    cub = load_cub(data.root, split, data.image_size)
+    return ImageTensors(cub.images, cub.class_ids - 1, num_classes=200)

@@ -108,15 +108,19 @@ class UnpairedSource:
     ``image_b`` of item ``i`` is ``b[j]`` with ``j`` uniform over all of B, drawn from ``noise``
     (the reference implementation's ``serial_batches=False`` draw), so domains of different sizes
     pair reproducibly and every B image is reachable. ``domain_b_config`` is ``config`` with
-    ``channels`` set to the B domain's.
+    ``channels`` set to the B domain's. ``aligned``: item i of A and item i of B are known to be
+    the same subject (the emoji styles), so paired metrics apply; training still draws random partners.
     """
 
     keys = ("image", "image_b")
 
-    def __init__(self, a: ImageTensors, b: ImageTensors, config: DataConfig, domain_b_config: DataConfig):
+    def __init__(self, a: ImageTensors, b: ImageTensors, config: DataConfig, domain_b_config: DataConfig,
+                 aligned: bool = False):
         if len(a) == 0 or len(b) == 0:
             raise ValueError(f"both domains need images (A has {len(a)}, B has {len(b)})")
-        self.a, self.b, self.config, self.config_b = a, b, config, domain_b_config
+        if aligned and len(a) != len(b):
+            raise ValueError(f"aligned domains must have the same size (A {len(a)}, B {len(b)})")
+        self.a, self.b, self.config, self.config_b, self.aligned = a, b, config, domain_b_config, aligned
 
     def __len__(self) -> int:
         return len(self.a)

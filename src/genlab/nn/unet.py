@@ -19,8 +19,8 @@ prints; + 9,856 BatchNorm running mean/var in a Keras-style count).
 Preset :meth:`UNetGenerator.seed` is the U-Net of seed report 000, question 2 (§2.3.1, CycleGAN on
 monet2photo, Keras). See its docstring for what the seed states and what is built.
 
-The helpers :class:`InstanceNorm`, :func:`make_norm`, :func:`conv2d`, :func:`up2d`, :func:`check_multiple`
-and :func:`check_choice` are shared with :mod:`genlab.nn.resnet_gen` and :mod:`genlab.nn.patchgan`.
+The layer helpers (:class:`~genlab.nn.layers.InstanceNorm`, :func:`~genlab.nn.layers.make_norm`, ...) live in
+:mod:`genlab.nn.layers`, shared with :mod:`genlab.nn.resnet_gen` and :mod:`genlab.nn.patchgan`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,103 @@
+"""``genlab translate RUN_DIR --direction AtoB|BtoA INPUT... -o OUT_DIR``: translate image files.
+
+Inputs are files or folders (searched recursively); any size and aspect ratio. Each output keeps
+its input's file name (and, for folder inputs, its path below the folder) and, by default, its
+size: the model resizes in and back (``native=False``) or runs at the input's own resolution,
+padded to the generator's stride and cropped back (``native=True``). Existing outputs are refused
+before any work unless ``overwrite``; unreadable inputs are named and skipped, and reported at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from genlab import registry
+from genlab.core.atomic import atomic_write
+from genlab.data.folders import list_image_files
+from genlab.data.images import IMAGE_SUFFIXES, decode_image
+from genlab.errors import DataError, GenlabError, ImageDecodeError
+from genlab.runs import load_run
+
+#: Pillow format by output suffix
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "PNG",
+            ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+@dataclass
+class TranslateReport:
+    """What :func:`translate_files` did: outputs written, inputs skipped with the reason."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    """``(input file, output file)`` pairs: a file keeps its name, a folder's files their relative paths.
+
+    Raises:
+        GenlabError: an input does not exist or is not an image file, or two inputs map to one output.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    for item in inputs:
+        if item.is_dir():
+            pairs += [(f, out_dir / f.relative_to(item)) for f in list_image_files(item)]
+        elif item.is_file():
+            if item.suffix.lower() not in IMAGE_SUFFIXES:
+                raise GenlabError(f"{item}: not an image file; accepted suffixes: {', '.join(sorted(IMAGE_SUFFIXES))}")
+            pairs.append((item, out_dir / item.name))
+        else:
+            raise GenlabError(f"input not found: {item}")
+    seen: dict[Path, Path] = {}
+    for source, target in pairs:
+        if target in seen:
+            raise GenlabError(f"{source} and {seen[target]} would both be written to {target}; "
+                              "translate them into different output folders")
+        seen[target] = source
+    return pairs
+
+
+def _save(image: torch.Tensor, path: Path) -> None:
+    """``(C, H, W)`` in [0, 1] → an 8-bit file in the format of ``path``'s suffix, atomically."""
+    array = image.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    pil = Image.fromarray(array[..., 0] if array.shape[2] == 1 else np.ascontiguousarray(array))
+    fmt = _FORMATS.get(path.suffix.lower(), "PNG")
+    atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))
+
+
+def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out_dir: Path, *,
+                    native: bool = False, overwrite: bool = False, progress: bool = True) -> TranslateReport:
+    """Translate every image of ``inputs`` with the run's model into ``out_dir`` (see the module docstring).
+
+    Raises:
+        GenlabError: the run's family cannot translate, ``direction`` is unknown, an input is
+            missing, or outputs exist and ``overwrite`` is false (nothing is written then).
+    """
+    if direction not in ("AtoB", "BtoA"):
+        raise GenlabError(f"--direction: got {direction!r}; allowed: AtoB, BtoA")
+    config, model, _ = load_run(Path(run_dir))
+    if not registry.get(config.model.family).can("translate"):
+        raise GenlabError(f"the {config.model.family} model of {run_dir} cannot translate images "
+                          "(only families with the translate ability, e.g. cyclegan)")
+    pairs = plan_outputs([Path(p) for p in inputs], Path(out_dir))
+    existing = [t for _, t in pairs if t.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise GenlabError(f"{existing[0]}{more} already exist; pass --overwrite to replace them")
+    channels = config.data.channels if direction == "AtoB" else (config.data.channels_b or config.data.channels)
+    report = TranslateReport()
+    for source, target in tqdm(pairs, desc=f"translate {direction}", disable=not progress, dynamic_ncols=True):
+        try:
+            array = decode_image(source, mode="L" if channels == 1 else "RGB")
+        except DataError as exc:
+            report.skipped.append((source, exc.reason if isinstance(exc, ImageDecodeError) else str(exc)))
+            continue
+        x = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0
+        _save(model.translate(x, direction, native=native)[0], target)
+        report.written.append(target)
+    return report

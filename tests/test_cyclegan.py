@@ -1,0 +1,218 @@
+"""CycleGAN: configs and presets, the image pool, jitter, the lr schedule, training through the loop,
+exact resume with both pools, metrics, figures, `genlab translate`, and two processes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import CONFIGS, losses, weights
+from genlab.adversarial.losses import lsgan_d_loss
+from genlab.cli import app
+from genlab.config import load_config
+from genlab.core.checkpoint import list_checkpoints, load_checkpoint
+from genlab.core.noise import SharedNoise
+from genlab.data.transforms import random_jitter
+from genlab.errors import ConfigError, GenlabError
+from genlab.eval.translation_metrics import paired_errors
+from genlab.models.cyclegan import CycleGAN, ImagePool
+from genlab.registry import build_model
+from genlab.runs import load_run
+from genlab.train.loop import train
+
+LOSS_NAMES = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+
+
+def write_domain(folder, n, colour, size=20, mode="RGB"):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(n + len(str(folder)))
+    for i in range(n):
+        pixels = np.clip(np.array(colour) + rng.integers(-40, 40, (size, size + i % 3, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).convert(mode).save(folder / f"{i:03d}.png")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Domain A reddish (10 train), domain B bluish (6 train): sizes differ, images not square."""
+    root = tmp_path_factory.mktemp("horse2zebra")
+    write_domain(root / "trainA", 10, (200, 60, 40))
+    write_domain(root / "trainB", 6, (40, 60, 200))
+    write_domain(root / "testA", 3, (200, 60, 40))
+    write_domain(root / "testB", 2, (40, 60, 200))
+    return root
+
+
+def tiny(root, *extra):
+    return load_config(CONFIGS / "cyclegan-folder.yaml", [
+        f"data.root={root}", "data.image_size=32", "model.ngf=4", "model.ndf=4", "model.pool_size=3",
+        "train.batch_size=2", "train.epochs=2", "train.progress=false", "train.checkpoint_every_steps=1",
+        "train.keep_checkpoints=100", "eval.batch_size=8", *extra])
+
+
+def test_presets_reproduce_the_seed_and_paper_parameter_counts():
+    seed = build_model(load_config(CONFIGS / "cyclegan-emoji.yaml", [
+        "model.preset=seed", "model.generator=null", "model.discriminator=null", "model.ngf=64", "model.ndf=64",
+        "data.image_size=256"])).parameter_counts()
+    assert seed["D_A"] == seed["D_B"] == 2_766_529  # the seed's PatchGAN table at 256×256×3
+    assert seed["G_A"] == 30_618_691
+    paper = build_model(load_config(CONFIGS / "cyclegan-emoji.yaml", [
+        "model.generator=resnet_9", "model.ngf=64", "model.ndf=64", "data.image_size=256"])).parameter_counts()
+    assert paper["G_A"] == 11_378_179 and paper["D_A"] == 2_764_737
+
+
+def test_config_errors_name_the_key(root):
+    with pytest.raises(ConfigError, match="model.lambda_identity"):
+        build_model(tiny(root, "data.channels_b=1"))  # identity loss cannot compare 3- with 1-channel images
+    with pytest.raises(ConfigError, match="model.generator"):
+        tiny(root, "model.generator=resnet_7")
+    with pytest.raises(ConfigError, match="train.lr_schedule"):
+        build_model(tiny(root, "train.lr_schedule=cosine")).set_lr_schedule("cosine", 10)
+    with pytest.raises(ConfigError, match="data.image_size"):
+        build_model(tiny(root, "data.image_size=34"))  # not a multiple of the ResNet generator's stride, 4
+    with pytest.raises(ConfigError, match="data.image_size.*at least 32"):
+        build_model(tiny(root, "data.image_size=16"))
+
+
+def test_image_pool_fills_then_swaps_half_the_time():
+    pool, noise = ImagePool(4), SharedNoise(0)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool.query(first, noise), first) and len(pool.images) == 4  # filling: returned as given
+    new = torch.arange(100.0, 500.0).view(400, 1, 1, 1)
+    out = pool.query(new, noise)
+    from_pool = out != new
+    assert 0.4 < float(from_pool.float().mean()) < 0.6  # about half are older images from the pool
+    assert set(out[from_pool].tolist()) <= set(range(0, 500))  # ... that were stored before
+    assert torch.equal(ImagePool(0).query(new, noise), new)  # no pool: D sees the current batch
+
+
+def test_jitter_keeps_shape_draws_from_shared_noise_and_is_off_at_ratio_one():
+    x = torch.rand(6, 3, 16, 16)
+    assert random_jitter(x, SharedNoise(1)).shape == x.shape
+    assert torch.equal(random_jitter(x, SharedNoise(1), ratio=1.0, flip=False), x)
+    one = random_jitter(x, SharedNoise(5))
+    ranks = [random_jitter(x[r::2], SharedNoise(5, rank=r, world_size=2)) for r in range(2)]
+    assert torch.equal(one[0::2], ranks[0]) and torch.equal(one[1::2], ranks[1])
+
+
+def test_per_patch_logits_take_per_image_targets():
+    logits = torch.randn(3, 1, 4, 4)
+    targets = torch.tensor([1.0, 0.5, 0.0])
+    manual = 0.5 * (logits - targets.view(3, 1, 1, 1)).pow(2).mean() + 0.5 * logits.pow(2).mean()
+    torch.testing.assert_close(lsgan_d_loss(logits, logits, targets, torch.zeros(3)), manual)
+
+
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)` before")
+def test_learning_rate_is_constant_then_decays_linearly_to_zero(root):
+    model = build_model(tiny(root, "train.epochs=4", "model.decay_epochs=2"))
+    model.set_lr_schedule("constant", total_steps=8)
+    lrs = []
+    for _ in range(8):
+        lrs.append(model.g_optimizer.param_groups[0]["lr"])
+        for s in model.schedulers().values():
+            s.step()
+    assert lrs[:4] == [2e-4] * 4
+    assert lrs[4:] == pytest.approx([2e-4, 1.5e-4, 1e-4, 0.5e-4])
+    assert model.d_optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def test_train_preview_figures_eval_and_exact_resume_with_pools(tmp_path, root):
+    full = train(tiny(root), tmp_path / "full")  # 5 steps per epoch (10 A images, batch 2)
+    records = losses(full)
+    assert all(np.isfinite(records[-1][f"train/{k}"]) for k in LOSS_NAMES)
+    for direction in ("AtoB", "BtoA"):
+        with Image.open(full / "samples" / f"epoch_0002_{direction}.png") as grid:
+            assert grid.size[0] > 3 * 32  # real | translated | reconstructed
+    pools = load_checkpoint(list_checkpoints(full)[-1])["extra"][0]
+    assert pools["pool_A"].shape == (3, 3, 32, 32) and pools["pool_B"].shape == (3, 3, 32, 32)
+
+    part = tmp_path / "part"  # killed in the middle of epoch 2: keep checkpoints of steps 1..7
+    shutil.copytree(full, part)
+    for ckpt in list_checkpoints(part)[7:]:
+        ckpt.unlink()
+    train(tiny(root), part, resume=True)
+    assert losses(part) == losses(full)
+    for key, value in weights(full).items():
+        assert torch.equal(weights(part)[key], value), key
+    resumed = load_checkpoint(list_checkpoints(part)[-1])["extra"][0]
+    assert all(torch.equal(resumed[k], pools[k]) for k in pools)
+
+    from genlab.analysis.run_figures import write_figures
+    from genlab.eval.run_metrics import evaluate_run
+
+    assert sorted(p.name for p in write_figures(full)) == ["cycle_AtoB.png", "cycle_BtoA.png", "loss_curves.png"]
+    metrics = evaluate_run(full)["metrics"]
+    assert 0 <= metrics["cycle_l1_AtoB"] <= 1 and 0 <= metrics["cycle_l1_BtoA"] <= 1
+    assert "l1_AtoB" not in metrics and "not aligned" in metrics["protocol"]["skipped"]["paired"]
+
+
+def test_grayscale_domain_b(tmp_path, root):
+    run = train(tiny(root, "data.channels_b=1", "model.lambda_identity=0", "train.epochs=1"), tmp_path / "grey")
+    _, model, _ = load_run(run)
+    assert model.translate(torch.rand(1, 3, 32, 32), "AtoB").shape == (1, 1, 32, 32)
+    assert model.translate(torch.rand(1, 1, 32, 32), "BtoA").shape == (1, 3, 32, 32)
+
+
+def test_paired_errors_of_a_perfect_and_a_wrong_translation():
+    target = torch.rand(4, 3, 16, 16)
+    perfect = paired_errors(target, target)
+    assert perfect["l1"][0] == 0 and perfect["ssim"][0] == pytest.approx(1.0)
+    wrong = paired_errors(1 - target, target)
+    assert wrong["l1"][0] > 0.2 and wrong["ssim"][0] < 0.5 and wrong["psnr"][0] < perfect["psnr"][0]
+
+
+def test_translate_command(tmp_path, root):
+    run = train(tiny(root, "train.epochs=1"), tmp_path / "run")
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(inputs / "wide.jpg")
+    Image.fromarray(np.zeros((21, 13), np.uint8)).save(inputs / "sub" / "grey.png")
+    (inputs / "sub" / "broken.png").write_bytes(b"not an image")
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["translate", str(run), str(inputs), "--direction", "AtoB", "-o", str(out)])
+    assert isinstance(result.exception, GenlabError) and "1 of 3" in str(result.exception)
+    assert "broken.png" in result.output  # the bad file is named
+    with Image.open(out / "wide.jpg") as a, Image.open(out / "sub" / "grey.png") as b:
+        assert a.size == (50, 30) and b.size == (13, 21)  # each output has its input's size and name
+    before = (out / "wide.jpg").read_bytes()
+    result = runner.invoke(app, ["translate", str(run), str(inputs / "wide.jpg"), "--direction", "BtoA", "-o", str(out)])
+    assert isinstance(result.exception, GenlabError) and "--overwrite" in str(result.exception)
+    assert (out / "wide.jpg").read_bytes() == before  # refused before any work
+    result = runner.invoke(app, ["translate", str(run), str(inputs / "wide.jpg"), "--direction", "BtoA", "--native",
+                                 "--overwrite", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "wide.jpg") as a:
+        assert a.size == (50, 30)
+    result = runner.invoke(app, ["translate", str(run), str(inputs), "--direction", "sideways", "-o", str(out)])
+    assert "AtoB, BtoA" in str(result.exception)
+
+
+def test_native_translation_pads_to_the_stride_and_crops_back(root):
+    model: CycleGAN = build_model(tiny(root)).eval()
+    x = torch.rand(1, 3, 19, 23)
+    assert model.translate(x, "AtoB", native=True).shape == (1, 3, 19, 23)
+    assert model.translate(x, "BtoA").shape == (1, 3, 19, 23)
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_resume(tmp_path, root):
+    """Gloo, 2 processes × batch 1: trains, checkpoints each rank's pools, resumes."""
+    args = [str(CONFIGS / "cyclegan-folder.yaml"), f"data.root={root}", "data.image_size=32", "model.ngf=4",
+            "model.ndf=4", "model.pool_size=3", "train.batch_size=1", "train.epochs=1", "train.progress=false",
+            "--no-figures", "--run-dir", str(tmp_path / "ddp")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "genlab", "train"]
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    extra = load_checkpoint(list_checkpoints(tmp_path / "ddp")[-1])["extra"]
+    assert len(extra) == 2 and all(len(e["pool_A"]) == 3 for e in extra)  # one pool per process
+    proc = subprocess.run([*cmd, *args[:-3], "train.epochs=2", "--no-figures", "--run-dir", str(tmp_path / "ddp"),
+                           "--resume"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in proc.stderr and len(losses(tmp_path / "ddp")) == 2
