@@ -39,6 +39,29 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
     save_file({"w": torch.ones(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(CheckpointError, match="not a genlab checkpoint"):
         load_checkpoint(tmp_path / "other.safetensors")
+    save_file({"w": torch.ones(2)}, str(tmp_path / "newer.safetensors"),
+              metadata={"format": "genlab-checkpoint-v9", "state": "{}"})
+    with pytest.raises(CheckpointError, match="another genlab version.*genlab-checkpoint-v9.*genlab-checkpoint-v1"):
+        load_checkpoint(tmp_path / "newer.safetensors")
+
+
+def test_a_checkpoint_written_before_the_family_contract_loads(tmp_path):
+    """Checkpoints without extra state, sources or version (genlab before the contract), preset 'seed'."""
+    from conftest import tiny_config
+    from genlab.runs import load_run
+    from genlab.train.loop import train
+
+    run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "run")
+    path = list_checkpoints(run)[-1]
+    state = load_checkpoint(path)
+    for key in ("extra", "sources", "genlab_version"):
+        del state[key]
+    state["config"]["model"]["preset"] = "seed"
+    save_checkpoint(path, state)
+    config, model, _ = load_run(run)
+    assert config.model.preset == "lab-report" and model.sample(2).shape == (2, 1, 28, 28)
+    train(tiny_config("vae-mnist", "train.epochs=2"), run, resume=True)  # and it resumes
+    assert len(list_checkpoints(run)) == 2
 
 
 class _Payload:

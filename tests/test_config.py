@@ -41,7 +41,7 @@ def test_exponent_notation_is_a_number_for_float_keys_only():
     ("data.image_size=30", ["data.image_size", "30", "multiple of 4"]),
     ("model.family=diffusion", ["model.family", "diffusion", "vae"]),
     ("model.dropout=1.0", ["model.dropout", "[0, 1)"]),
-    ("model.preset=huge", ["model.preset", "seed", "large"]),
+    ("model.preset=huge", ["model.preset", "lab-report", "large"]),
     ("train.epochs", ["key=value"]),
     ("train.epochs.x=1", ["train.epochs", "not a section"]),
 ])
@@ -83,3 +83,10 @@ def test_any_override_is_accepted_or_a_config_error(key, raw):
         load_config(CONFIGS / "vae-mnist.yaml", [f"{key}={raw}"])
     except ConfigError as exc:
         assert str(exc)
+
+
+def test_seed_is_an_alias_of_the_lab_report_presets():
+    for name in ("vae-mnist", "cvae-mnist", "fcgan-mnist"):
+        assert load_config(CONFIGS / f"{name}.yaml", ["model.preset=seed"]).model.preset == "lab-report"
+    gan = load_config(CONFIGS / "dcgan-mnist.yaml", ["model.preset=seed", "data.image_size=96"])
+    assert gan.model.preset == "lab-report" and gan.model.width == 32  # the seed DCGAN's defaults

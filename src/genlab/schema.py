@@ -120,12 +120,22 @@ class EvalConfig:
         check(self.batch_size >= 1, "eval.batch_size", self.batch_size, "an integer >= 1")
 
 
+#: ``model.preset`` aliases: the presets that reproduce the seed lab reports' layer tables are named
+#: ``lab-report``; ``seed``, their first name, is still accepted (and runs saved with it load)
+PRESET_ALIASES = {"seed": "lab-report"}
+
+
+def canonical_preset(name: str) -> str:
+    """``model.preset`` with aliases resolved (``seed`` → ``lab-report``)."""
+    return PRESET_ALIASES.get(name, name)
+
+
 @dataclass
 class ModelConfig:
     """Base of every family's model section; ``family`` selects the dataclass."""
 
     family: str = "vae"
-    preset: str = "seed"
+    preset: str = "lab-report"
 
 
 @dataclass

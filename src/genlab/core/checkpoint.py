@@ -88,9 +88,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise CheckpointError(f"{path} is not a genlab checkpoint (format {metadata.get('format')!r}, "
-                                      f"expected {FORMAT!r})")
+            found = metadata.get("format")
+            if found != FORMAT and str(found).startswith("genlab-checkpoint-"):
+                raise CheckpointError(f"{path} was written by another genlab version (checkpoint format {found!r}); "
+                                      f"this genlab reads {FORMAT!r}: use the genlab version that wrote it")
+            if found != FORMAT:
+                raise CheckpointError(f"{path} is not a genlab checkpoint (format {found!r}, expected {FORMAT!r})")
             tensors = {key: f.get_tensor(key) for key in f.keys()}
         return unflatten(json.loads(metadata["state"]), tensors)
     except CheckpointError:

@@ -26,7 +26,7 @@ from genlab.models.vae import VAE, VAE_PRESETS, VAEConfig, build_decoder, encode
 from genlab.schema import check
 
 CVAE_PRESETS = {
-    "seed": {**VAE_PRESETS["seed"], "decoder_hidden": []},  # seed decoder: [z, y] → 6272 directly
+    "lab-report": {**VAE_PRESETS["lab-report"], "decoder_hidden": []},  # seed decoder: [z, y] → 6272 directly
     "large": VAE_PRESETS["large"],
     "deep": VAE_PRESETS["deep"],
 }

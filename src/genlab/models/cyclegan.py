@@ -19,7 +19,7 @@ vs ``G_A(A)``) and ``D_B`` (real A vs ``G_B(B)``), named as in the reference imp
 
 Networks (:mod:`genlab.nn`): ``model.generator`` = ``resnet_9`` (paper, 256 px), ``resnet_6``
 (paper, 128 px and below) or ``unet``; ``model.discriminator`` = ``patch70`` (paper) or ``seed``.
-Preset ``seed`` is seed report 000, question 2: its U-Net (at 256×256 the layout of
+Preset ``lab-report`` (alias ``seed``) is seed report 000, question 2: its U-Net (at 256×256 the layout of
 :meth:`~genlab.nn.unet.UNetGenerator.seed`; smaller images use the same layout with fewer halvings)
 and its PatchGAN table (2,766,529 parameters at 256×256×3). ``model.upsample=resize`` replaces the
 generators' transposed convolutions by nearest up-sampling + convolution (Odena et al. 2016,
@@ -50,12 +50,12 @@ from genlab.nn.init import init_normal_
 from genlab.nn.patchgan import PatchDiscriminator
 from genlab.nn.resnet_gen import ResnetGenerator
 from genlab.nn.unet import UNetGenerator, _two_adic
-from genlab.schema import Config, ModelConfig, check
+from genlab.schema import Config, ModelConfig, canonical_preset, check
 
 #: preset → defaults of the ``None`` fields of :class:`CycleGANConfig`
 CYCLEGAN_PRESETS = {
     "paper": {"generator": "resnet_9", "discriminator": "patch70"},
-    "seed": {"generator": "unet", "discriminator": "seed"},
+    "lab-report": {"generator": "unet", "discriminator": "seed"},
 }
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -65,7 +65,7 @@ class CycleGANConfig(ModelConfig):
     """Model section of a CycleGAN config; ``None`` fields take the preset's value."""
 
     family: str = "cyclegan"
-    preset: str = "paper"  # paper: Zhu et al. 2017 (ResNet G, 70×70 PatchGAN); seed: seed report 000 (U-Net, its PatchGAN)
+    preset: str = "paper"  # paper: Zhu et al. 2017 (ResNet G, 70×70 PatchGAN); lab-report (alias seed): seed report 000 (U-Net, its PatchGAN)
     generator: Literal["unet", "resnet_6", "resnet_9"] | None = None
     discriminator: Literal["patch70", "seed"] | None = None
     ngf: int = 64  # generator base width (paper 64)
@@ -80,6 +80,7 @@ class CycleGANConfig(ModelConfig):
     jitter: bool = True  # enlarge by 286/256, random crop, random flip (§7.1)
 
     def __post_init__(self) -> None:
+        self.preset = canonical_preset(self.preset)
         check(self.preset in CYCLEGAN_PRESETS, "model.preset", self.preset, ", ".join(CYCLEGAN_PRESETS))
         for key, value in CYCLEGAN_PRESETS[self.preset].items():
             if getattr(self, key) is None:
@@ -178,7 +179,7 @@ class CycleGAN(GenerativeModel):
         m, size = self.config.model, self.config.data.image_size
         if m.generator.startswith("resnet"):
             return ResnetGenerator(c_in, c_out, ngf=m.ngf, n_blocks=int(m.generator.split("_")[1]), upsample=m.upsample)
-        if m.preset == "seed":  # the seed's layout; 8 halvings at 256 px, fewer below
+        if m.preset == "lab-report":  # the seed's layout; 8 halvings at 256 px, fewer below
             seed = UNetGenerator.seed(c_in, c_out, upsample=m.upsample)
             return seed if size % 256 == 0 else UNetGenerator(
                 c_in, c_out, num_downs=min(8, _two_adic(size)), ngf=m.ngf, norm="instance", upsample=m.upsample,

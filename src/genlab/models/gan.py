@@ -60,19 +60,19 @@ from genlab.models.gan_nets import (
     counted_size,
     init_weights,
 )
-from genlab.schema import Config, ModelConfig, check
+from genlab.schema import Config, ModelConfig, canonical_preset, check
 
 #: (preset, arch) → defaults of the ``None`` fields of :class:`GANConfig`
 GAN_PRESETS: dict[tuple[str, str], dict] = {
-    ("seed", "fc"): {"latent_dim": 100, "hidden": [256, 512, 1024], "leaky_slope": 0.3, "dropout": 0.3,
+    ("lab-report", "fc"): {"latent_dim": 100, "hidden": [256, 512, 1024], "leaky_slope": 0.3, "dropout": 0.3,
                      "init": "glorot", "betas": [0.9, 0.999]},
-    ("seed", "dcgan"): {"latent_dim": 128, "width": 32, "leaky_slope": 0.3, "dropout": 0.3,
+    ("lab-report", "dcgan"): {"latent_dim": 128, "width": 32, "leaky_slope": 0.3, "dropout": 0.3,
                         "init": "glorot", "betas": [0.9, 0.999]},
     # Radford et al. 2016, §4: LeakyReLU slope 0.2, N(0, 0.02) init, Adam lr 2e-4, beta1 0.5; no dropout.
     ("radford", "dcgan"): {"latent_dim": 100, "width": 64, "leaky_slope": 0.2, "dropout": 0.0,
                            "init": "dcgan", "betas": [0.5, 0.999]},
 }
-PRESET_NAMES = ("seed", "radford")
+PRESET_NAMES = ("lab-report", "radford")
 #: image sizes of the Radford DCGAN (a 4×4 start doubled by each stride-2 layer)
 RADFORD_SIZES = (16, 32, 64, 128, 256)
 
@@ -86,7 +86,7 @@ class GANConfig(ModelConfig):
     """
 
     family: str = "gan"
-    preset: str = "seed"  # seed: the seed report's tables; radford: Radford et al. 2016 (dcgan only)
+    preset: str = "lab-report"  # the seed report's tables ("seed" is accepted as an alias); radford: Radford et al. 2016 (dcgan only)
     arch: Literal["fc", "dcgan"] = "dcgan"
     latent_dim: int | None = None
     hidden: list[int] | None = None  # fc: G widths (D uses them reversed)
@@ -111,9 +111,10 @@ class GANConfig(ModelConfig):
     diffaug: str | None = None  # DiffAugment policy, e.g. "color,translation,cutout" (Zhao et al. 2020)
 
     def __post_init__(self) -> None:
+        self.preset = canonical_preset(self.preset)
         check(self.preset in PRESET_NAMES, "model.preset", self.preset, ", ".join(PRESET_NAMES))
         check((self.preset, self.arch) in GAN_PRESETS, "model.preset", self.preset,
-              "seed (radford is a DCGAN preset: use model.arch=dcgan)")
+              "lab-report (radford is a DCGAN preset: use model.arch=dcgan)")
         for key, value in GAN_PRESETS[(self.preset, self.arch)].items():
             if getattr(self, key) is None:
                 setattr(self, key, list(value) if isinstance(value, list) else value)
@@ -174,7 +175,7 @@ class GAN(GenerativeModel):
         m, d = config.model, config.data
         check(d.value_range == "symmetric", "data.value_range", d.value_range,
               "'symmetric' (the generator's tanh output is in [-1, 1])")
-        if m.arch == "dcgan" and m.preset == "seed":
+        if m.arch == "dcgan" and m.preset == "lab-report":
             check(d.image_size % 16 == 0, "data.image_size", d.image_size,
                   "a multiple of 16 for the seed DCGAN (four stride-2 layers; the seed uses 96)")
         elif m.arch == "dcgan":
@@ -211,7 +212,7 @@ class GAN(GenerativeModel):
         # Spectral norm replaces D's BatchNorm, as in Miyato et al. 2018 (§4, their D has none) and
         # StudioGAN's SN-DCGAN: BatchNorm after a normalised conv would undo its Lipschitz bound.
         batchnorm = not m.spectral_norm
-        if m.preset == "seed":
+        if m.preset == "lab-report":
             return (SeedDCGANGenerator(m.latent_dim, m.width, c, s, m.dropout),
                     SeedDCGANDiscriminator(m.width, c, s, m.leaky_slope, batchnorm))
         return (RadfordGenerator(m.latent_dim, m.width, c, s),
