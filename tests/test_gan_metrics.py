@@ -17,16 +17,17 @@ from genlab import registry
 from genlab.config import DataConfig, load_config
 from genlab.errors import GenlabError
 from genlab.eval import features as features_module
+from genlab.eval import gan_metrics
 from genlab.eval.features import (
     EvaluatorFeatures,
     InceptionFeatures,
     nv_bilinear_resize,
 )
 from genlab.eval.gan_metrics import (
+    evaluate_folder,
     evaluate_gan,
     feature_cache_path,
     fid_kid,
-    folder_metrics,
     frechet_distance,
     inception_score_from_logits,
     precision_recall,
@@ -234,12 +235,13 @@ def test_feature_cache_path_respects_genlab_cache_and_names_the_data(tmp_path, m
     assert one != other and one.startswith("folder_")  # folders of the same name type do not share a cache
 
 
-def test_folder_metrics_against_a_split(tmp_path):
+def test_folder_metrics_against_a_split(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for i in range(12):
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), mode="L").save(tmp_path / f"{i:02d}.png")
-    data = DataConfig(name="mnist", test_limit=16)
-    result = folder_metrics(tmp_path, data, FakeExtractor(), cache_dir=tmp_path / "cache")
+    config = load_config(CONFIGS / "dcgan-mnist.yaml", ["data.test_limit=16", "data.image_size=28"])
+    monkeypatch.setattr(gan_metrics, "_extractors", lambda config, inception: ([FakeExtractor()], {}))
+    result = evaluate_folder(tmp_path, config, cache_dir=tmp_path / "cache")
     for key in ("fid_fake", "kid_fake", "kid_fake_std", "precision_fake", "recall_fake"):
         assert math.isfinite(result[key]), key
     assert result["fid_fake"] > 0

@@ -19,9 +19,8 @@ one process with the global batch; :func:`uniform_draw` / :func:`normal_draw` wr
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -193,9 +192,8 @@ class EMA:
 
     ``shadow`` (default: a deep copy of ``model``) holds the averaged weights, has
     ``requires_grad=False`` and can be sampled from directly; buffers (BatchNorm running statistics)
-    are copied, not averaged. A model can register ``shadow`` as a submodule so that it is
-    checkpointed with the rest of its ``state_dict``; :meth:`state_dict` / :meth:`load_state_dict`
-    serve standalone use. Used for G with decay ≈ 0.999 (Karras et al. 2018, §A.1; Yazıcı et al. 2019).
+    are copied, not averaged. A model registers ``shadow`` as a submodule so that it is
+    checkpointed with the rest of its ``state_dict``. Used for G with decay ≈ 0.999 (Karras et al. 2018, §A.1; Yazıcı et al. 2019).
 
     With ``num_updates`` given, :meth:`update` warms up: the decay used is
     ``min(decay, (1 + n) / (10 + n))`` after ``n`` earlier updates (the rule of TensorFlow's
@@ -222,25 +220,3 @@ class EMA:
         own_buffers = dict(self.shadow.named_buffers())
         for name, b in model.named_buffers():
             own_buffers[name].copy_(b)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The averaged weights and buffers (the shadow's ``state_dict``)."""
-        return self.shadow.state_dict()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.shadow.load_state_dict(state)
-
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module) -> None:
-        """Overwrite ``model``'s weights and buffers with the averaged ones."""
-        model.load_state_dict(self.shadow.state_dict())
-
-    @contextlib.contextmanager
-    def applied_to(self, model: nn.Module) -> Iterator[nn.Module]:
-        """Context in which ``model`` holds the averaged weights; its own weights are restored on exit."""
-        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.copy_to(model)
-        try:
-            yield model
-        finally:
-            model.load_state_dict(saved)

@@ -416,26 +416,6 @@ def _folder_scores(images: torch.Tensor, data: DataConfig, extractor, split: str
     return out, settings | {"reference_images": len(real)}
 
 
-def folder_metrics(folder: str | Path, data_config: Config | DataConfig, extractor, *, split: str = "test",
-                   cache_dir: str | Path | None = None, batch_size: int = 500, limit: int | None = None,
-                   skip_bad: bool = False) -> dict[str, Any]:
-    """Metrics of a folder of images (e.g. another model's samples) against a dataset split.
-
-    The folder's images are decoded with :func:`genlab.data.folders.load_image_folder` at
-    ``data.image_size`` and ``data.channels`` (center crop + resize), optionally the first
-    ``limit`` only, and scored with ``extractor`` (:mod:`genlab.eval.features`) against the cached
-    real features of ``split``: the same flat keys and ``protocol`` as :func:`evaluate_gan`
-    (IS only with the evaluator), the protocol naming the folder as ``samples``.
-    """
-    data = _data_of(data_config)
-    loaded = _load_samples(folder, data, limit, skip_bad)
-    out, settings = _folder_scores(loaded.images, data, extractor, split, cache_dir, batch_size)
-    out["protocol"] = {"num_samples": len(loaded), "samples": str(folder), "reference": f"{data.name}/{split}",
-                       "features": {extractor.key: _feature_info(extractor)},
-                       "skipped_files": len(loaded.skipped), **settings}
-    return out
-
-
 def evaluate_folder(folder: str | Path, config: Config, *, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """``genlab eval FOLDER --against CONFIG``: the metrics of :func:`evaluate_gan` for a folder of images.
 
