@@ -2,8 +2,10 @@
 
 Both loops train the same architecture on the same batches in the same process; blocks of steps
 alternate between them so machine noise hits both alike. The plain loops are the textbook ones:
-the VAE step below, and for GANs the PyTorch DCGAN example's step (one D update on a real and a
-fake batch, then one non-saturating G update), Adam with the config's learning rate and betas.
+the VAE step below, for GANs the PyTorch DCGAN example's step (one D update on a real and a
+fake batch, then one non-saturating G update), for CycleGAN the reference implementation's step
+(without its image pool and jitter); Adam with the config's learning rate and betas. genlab's
+step includes drawing the batch from its data source (plain loops get pre-built batches).
 
     python benchmarks/train_speed.py [--config configs/vae-mnist.yaml] [--steps 30] [--threads 2] [key=value ...]
 
@@ -20,10 +22,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from genlab import registry
 from genlab.config import load_config
 from genlab.core.noise import SharedNoise
-from genlab.data.datasets import load_split
-from genlab.data.sources import make_batch
+from genlab.data.datasets import load_source
 from genlab.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +62,33 @@ def plain_gan_step(nets, optimizers, x, latent_dim):
     opt_g.step()
 
 
+def plain_cyclegan_step(nets, optimizers, x, y, lam=10.0, lam_id=0.5):
+    """The reference implementation's step (junyanz ``CycleGANModel.optimize_parameters``): G_A/G_B with
+    LSGAN, cycle and identity L1 (Ds frozen), then D_A/D_B on the current fakes (no pool, no jitter), halved."""
+    g_a, g_b, d_a, d_b = nets
+    opt_g, opt_d = optimizers
+    fake_b, fake_a = g_a(x), g_b(y)
+    rec_a, rec_b = g_b(fake_b), g_a(fake_a)
+    for d in (d_a, d_b):
+        d.requires_grad_(False)
+    pred_b, pred_a = d_a(fake_b), d_b(fake_a)
+    g_loss = (F.mse_loss(pred_b, torch.ones_like(pred_b)) + F.mse_loss(pred_a, torch.ones_like(pred_a))
+              + lam * (F.l1_loss(rec_a, x) + F.l1_loss(rec_b, y))
+              + lam * lam_id * (F.l1_loss(g_a(y), y) + F.l1_loss(g_b(x), x)))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    for d in (d_a, d_b):
+        d.requires_grad_(True)
+    d_loss = 0.0
+    for d, real, fake in ((d_a, y, fake_b), (d_b, x, fake_a)):
+        pr, pf = d(real), d(fake.detach())
+        d_loss = d_loss + 0.5 * (F.mse_loss(pr, torch.ones_like(pr)) + F.mse_loss(pf, torch.zeros_like(pf)))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+
+
 def plain_loop(cfg, args):
     """Fresh networks of the same architecture, plain Adam, and the family's plain step function."""
     reference = build_model(load_config(args.config, [f"train.batch_size={args.batch_size}", *args.overrides]))
@@ -73,7 +102,13 @@ def plain_loop(cfg, args):
         nets = (reference.encoder, reference.decoder)
         optimizers = [torch.optim.Adam([p for net in nets for p in net.parameters()], lr=lr)]
         return lambda x: plain_vae_step(nets, optimizers, x)
-    raise SystemExit(f"no plain loop for family {cfg.model.family!r}; allowed: vae, gan")
+    if cfg.model.family == "cyclegan":
+        nets = (reference.G_A, reference.G_B, reference.D_A, reference.D_B)
+        betas = tuple(cfg.model.betas)
+        optimizers = [torch.optim.Adam([p for n in nets[:2] for p in n.parameters()], lr=lr, betas=betas),
+                      torch.optim.Adam([p for n in nets[2:] for p in n.parameters()], lr=lr, betas=betas)]
+        return lambda x, y: plain_cyclegan_step(nets, optimizers, x, y, cfg.model.lambda_cycle, cfg.model.lambda_identity)
+    raise SystemExit(f"no plain loop for family {cfg.model.family!r}; allowed: vae, gan, cyclegan")
 
 
 def main() -> None:
@@ -91,7 +126,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     cfg = load_config(args.config, [f"train.batch_size={args.batch_size}", *args.overrides, *args.genlab_only])
-    data = load_split(cfg.data, "train")
+    data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     model = build_model(cfg)
     model.noise = SharedNoise(0)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -99,21 +134,22 @@ def main() -> None:
     plain_step = plain_loop(cfg, args)
 
     batches = [torch.randint(0, len(data), (args.batch_size,), generator=torch.Generator().manual_seed(i)) for i in range(5)]
-    inputs = [make_batch(data, b, cfg.data, torch.device("cpu"), torch.Generator().manual_seed(0)) for b in batches]
+    inputs = [data.batch(b, SharedNoise(i), torch.device("cpu")) for i, b in enumerate(batches)]
+    model.set_lr_schedule("constant", 1)
     timings = {"plain_fp32_eager": 0.0, "genlab": 0.0}
     step = 0
 
     def genlab_block():
         nonlocal step
         for b in batches:
-            batch = make_batch(data, b, cfg.data, torch.device("cpu"), model.noise)
-            batch["image"] = batch["image"].contiguous(memory_format=layout)
+            batch = data.batch(b, model.noise, torch.device("cpu"))  # data loading is part of genlab's step
+            batch = {k: v.contiguous(memory_format=layout) if v.dim() == 4 else v for k, v in batch.items()}
             model.train_step(batch, step)
             step += 1
 
     def plain_block():
         for batch in inputs:
-            plain_step(batch["image"])
+            plain_step(*(batch[k] for k in ("image", "image_b") if k in batch))
 
     genlab_block(), plain_block()  # warm-up (and compilation, if configured)
     for _ in range(max(1, args.steps // 5)):
