@@ -216,3 +216,9 @@ def test_two_processes_train_and_resume(tmp_path, root):
                            "--resume"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed from" in proc.stderr and len(losses(tmp_path / "ddp")) == 2
+
+
+def test_resume_refuses_another_number_of_epochs_under_the_decay(tmp_path, root):
+    run = train(tiny(root, "train.epochs=1", "model.decay_epochs=1"), tmp_path / "run")
+    with pytest.raises(GenlabError, match="train.epochs=1 under a learning-rate schedule"):
+        train(tiny(root, "train.epochs=3", "model.decay_epochs=1"), run, resume=True)

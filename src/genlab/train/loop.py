@@ -253,6 +253,12 @@ class Trainer:
             for name, sched in self.model.schedulers().items():
                 sched.load_state_dict(state["schedulers"][name])
             loop = state["loop"]
+            saved_epochs = state["config"]["train"]["epochs"]
+            if self.model.schedulers() and saved_epochs != self.config.train.epochs:
+                # a schedule spanning the run (cosine, CycleGAN's linear decay) would jump at the resume step
+                raise GenlabError(f"{path} was trained with train.epochs={saved_epochs} under a learning-rate "
+                                  f"schedule that spans the run; resume it with train.epochs={saved_epochs}, or "
+                                  f"start a new run with train.init_from={self.run_dir} to train longer")
             saved_batch = state["config"]["train"]["batch_size"]
             if saved_batch * loop["world_size"] != self.config.train.batch_size * self.ctx.world_size:
                 raise GenlabError(
