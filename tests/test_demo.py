@@ -296,3 +296,37 @@ def test_served_demo_refuses_oversized_uploads(run_dirs, monkeypatch):
         assert large.status_code == 413 and "10485 bytes" in large.text
     finally:
         servers[0].close()
+
+
+# --- a translation run: the tab shows what the family can do -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cyclegan_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unpaired")
+    for domain, colour in (("trainA", 200), ("trainB", 40)):
+        (root / domain).mkdir()
+        for i in range(4):
+            write_png(root / domain / f"{i}.png", size=(32, 32), color=(colour, 90, 255 - colour))
+    config = load_config(CONFIGS / "cyclegan-folder.yaml", [
+        f"data.root={root}", "data.image_size=32", "model.ngf=4", "model.ndf=4", "train.batch_size=2",
+        "train.epochs=1", "train.progress=false"])
+    return train(config, tmp_path_factory.mktemp("runs") / "cyclegan")
+
+
+def test_cyclegan_tab_translates_an_upload_and_has_no_sampling(tmp_path, cyclegan_run):
+    import gradio as gr
+
+    demo = demo_app.build_demo([cyclegan_run])
+    assert isinstance(demo, gr.Blocks)
+    assert [name for kind, name in _component_labels(demo) if kind == "button"] == ["Translate"]
+    (run,) = demo_app.load_demo_runs([cyclegan_run])
+    upload = write_png(tmp_path / "photo.png", size=(70, 45), seed=3)
+    shown, translated, back = demo_app.translate_upload(run, upload, "AtoB", max_bytes=10**6)
+    assert shown.shape == translated.shape == back.shape == (32, 32, 3)
+    other = demo_app.translate_upload(run, upload, "BtoA", max_bytes=10**6)[1]
+    assert not np.array_equal(translated, other)  # two different generators
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    *images, status = demo_app.translate_callback(run, str(bad), "AtoB", max_bytes=10**6)
+    assert images == [None, None, None] and "bad.png" in status

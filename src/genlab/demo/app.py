@@ -14,6 +14,7 @@ they are tested without a server. Gradio is imported only by :func:`build_demo` 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -83,10 +84,14 @@ class DemoRun:
         """Classes the model is conditioned on (0: unconditional)."""
         return int(self.model.num_classes or 0)
 
+    def can(self, ability: str) -> bool:
+        """Whether the run's family declares ``ability`` (:data:`genlab.family.ABILITIES`)."""
+        return registry.get(self.config.model.family).can(ability)
+
     @property
     def can_reconstruct(self) -> bool:
-        """True if the run's family declares the ``reconstruct`` ability (VAE, CVAE)."""
-        return registry.get(self.config.model.family).can("reconstruct")
+        """True for families that reconstruct uploaded images (VAE, CVAE)."""
+        return self.can("reconstruct")
 
     def describe(self) -> str:
         """One line about the run for the tab's header (Markdown)."""
@@ -268,6 +273,40 @@ def reconstruct_callback(run: DemoRun, path: str | None, label: Any = None, inve
     return enlarge(seen), enlarge(recon), f"{Path(path).name}: shown at {seen.shape[1]}×{seen.shape[0]} as the model sees it"
 
 
+def translate_upload(run: DemoRun, path: str | Path, direction: str, *,
+                     max_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(input, translation, cycle reconstruction)`` of an uploaded image, each uint8 at the run's
+    ``data.image_size``: the upload as the source domain's training images were prepared, ``G(x)``
+    and ``F(G(x))``. ``direction``: ``AtoB`` or ``BtoA``.
+
+    Raises:
+        GenlabError: the run cannot translate, the direction is unknown, or the upload is refused
+            (the message names the file).
+    """
+    if not run.can("translate"):
+        raise GenlabError(f"the {run.model.family} model of {run.title} cannot translate images")
+    if direction not in ("AtoB", "BtoA"):
+        raise GenlabError(f"direction: got {direction!r}; allowed: AtoB, BtoA")
+    data = run.config.data
+    channels = data.channels if direction == "AtoB" else (data.channels_b or data.channels)
+    x = load_upload(path, dataclasses.replace(data, channels=channels, binarize="none"), max_bytes=max_bytes)
+    if data.value_range == "symmetric":
+        x = (x + 1.0) / 2.0
+    there, back = run.model.cycle(x, direction)
+    return to_display(x), to_display(there.cpu()), to_display(back.cpu())
+
+
+def translate_callback(run: DemoRun, path: str | None, direction: str, *, max_bytes: int):
+    """``(input, translation, reconstruction, status)`` for the Translate button; errors become the status."""
+    if not path:
+        return None, None, None, "upload an image first"
+    try:
+        shown = translate_upload(run, path, direction, max_bytes=max_bytes)
+    except GenlabError as exc:
+        return None, None, None, f"error: {exc}"
+    return (*(enlarge(image) for image in shown), f"{Path(path).name}: {direction} and back")
+
+
 # --- Gradio ----------------------------------------------------------------------------------------
 
 
@@ -323,6 +362,10 @@ def _label_choices(run: DemoRun, with_cycle: bool) -> list[tuple[str, int]]:
 def _run_tab(gr, run: DemoRun, index: int, max_bytes: int, max_upload_mb: float) -> None:
     """The widgets of the ``index``-th run's tab; its API endpoints are ``/run<index>_sample`` and ``/run<index>_reconstruct``."""
     gr.Markdown(run.describe())
+    if run.can("translate"):
+        _translate_section(gr, run, index, max_bytes, max_upload_mb)
+    if not run.can("sample"):
+        return
     gr.Markdown("### Samples")
     with gr.Row():
         n = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="number of images")
@@ -357,6 +400,23 @@ def _run_tab(gr, run: DemoRun, index: int, max_bytes: int, max_upload_mb: float)
     callback = functools.partial(_reconstruct_event, run, max_bytes, rec_label is not None)
     rec_inputs = [upload] + ([rec_label] if rec_label is not None else []) + [invert, rec_seed]
     rec_button.click(callback, rec_inputs, [seen, recon, rec_status], api_name=f"run{index}_reconstruct")
+
+
+def _translate_section(gr, run: DemoRun, index: int, max_bytes: int, max_upload_mb: float) -> None:
+    """Upload an image, pick a direction, see G(x) and F(G(x)); endpoint ``/run<index>_translate``."""
+    gr.Markdown(f"### Translate an image\nAt most {max_upload_mb:g} MB; it is center-cropped and resized to "
+                f"{run.config.data.image_size}×{run.config.data.image_size}.")
+    with gr.Row():
+        upload = gr.File(label="image", file_types=list(IMAGE_SUFFIXES), type="filepath")
+        with gr.Column():
+            direction = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="direction")
+            button = gr.Button("Translate", variant="primary")
+    with gr.Row():
+        shown = [gr.Image(label=label, type="numpy", format="png", interactive=False)
+                 for label in ("input", "translation G(x)", "reconstruction F(G(x))")]
+    status = gr.Textbox(label="status", interactive=False, max_lines=3)
+    button.click(functools.partial(translate_callback, run, max_bytes=max_bytes), [upload, direction],
+                 [*shown, status], api_name=f"run{index}_translate")
 
 
 def _reconstruct_event(run: DemoRun, max_bytes: int, has_label: bool, path, *args):
