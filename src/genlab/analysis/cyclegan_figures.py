@@ -31,6 +31,6 @@ def write_cyclegan_figures(model, config: Config, out_dir: str | Path) -> list[P
         there, back = model.cycle(real, direction)
         rows = torch.stack([x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in (real, there, back)], dim=1)
         written.append(plot_image_grid_figure(rows.flatten(0, 1).cpu(), 3, out_dir / f"cycle_{direction}.png",
-                                              title=f"cycle {direction}: input → translation → reconstruction",
+                                              title=f"cycle {direction}",
                                               col_labels=list(names)))
     return written
