@@ -54,7 +54,8 @@ def main() -> None:
     commands = []
     for variant in args.variants:
         for seed in args.seeds:
-            run_dir = ROOT / "runs" / "cyclegan-ablation" / f"{variant.replace(' ', '_')}-s{seed}"
+            slug = "".join(c if c.isalnum() else "-" for c in variant.lower()).strip("-")
+            run_dir = ROOT / "runs" / "cyclegan-ablation" / f"{slug}-s{seed}"
             train = [sys.executable, "-m", "genlab", "train", "configs/cyclegan-emoji.yaml", *budget, f"seed={seed}",
                      *VARIANTS[variant], "--run-dir", str(run_dir), "--overwrite", "--no-figures"]
             evaluate = [sys.executable, "-m", "genlab", "eval", str(run_dir), f"eval.inception={str(args.inception).lower()}"]
