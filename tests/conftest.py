@@ -6,8 +6,10 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 
 from genlab.config import load_config
@@ -47,6 +49,19 @@ def assert_same_weights(a, b):
     assert wa.keys() == wb.keys()
     for key in wa:
         assert torch.equal(wa[key], wb[key]), key
+
+
+def write_unpaired_folders(root, sizes=(10, 6, 3, 2), size=20):
+    """The CycleGAN layout under ``root``: reddish domain A, bluish domain B, ``sizes`` images in
+    trainA, trainB, testA, testB; noisy, a little wider than high for every third image. Returns ``root``."""
+    rng = np.random.default_rng(0)
+    for folder, n, colour in zip(("trainA", "trainB", "testA", "testB"), sizes,
+                                 ((200, 60, 40), (40, 60, 200), (200, 60, 40), (40, 60, 200))):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            noise = rng.integers(-40, 40, (size, size + i % 3, 3))
+            Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(root / folder / f"{i:03d}.png")
+    return root
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import CONFIGS, losses, weights
+from conftest import CONFIGS, losses, weights, write_unpaired_folders
 from genlab.adversarial.losses import lsgan_d_loss
 from genlab.cli import app
 from genlab.config import load_config
@@ -30,23 +30,10 @@ from genlab.train.loop import train
 LOSS_NAMES = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
 
 
-def write_domain(folder, n, colour, size=20, mode="RGB"):
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(n + len(str(folder)))
-    for i in range(n):
-        pixels = np.clip(np.array(colour) + rng.integers(-40, 40, (size, size + i % 3, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).convert(mode).save(folder / f"{i:03d}.png")
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """Domain A reddish (10 train), domain B bluish (6 train): sizes differ, images not square."""
-    root = tmp_path_factory.mktemp("horse2zebra")
-    write_domain(root / "trainA", 10, (200, 60, 40))
-    write_domain(root / "trainB", 6, (40, 60, 200))
-    write_domain(root / "testA", 3, (200, 60, 40))
-    write_domain(root / "testB", 2, (40, 60, 200))
-    return root
+    return write_unpaired_folders(tmp_path_factory.mktemp("horse2zebra"))
 
 
 def tiny(root, *extra):

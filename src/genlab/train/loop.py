@@ -18,7 +18,6 @@ with their own fixed generators inside ``torch.random.fork_rng``, so they never 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -35,7 +34,7 @@ from tqdm import tqdm
 
 from genlab import __version__, registry
 from genlab.config import Config, config_from_dict
-from genlab.core.atomic import atomic_write_text
+from genlab.core.atomic import atomic_write_text, file_digest
 from genlab.core.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from genlab.core.noise import SharedNoise
 from genlab.core.runlog import RunLogger
@@ -435,15 +434,6 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         return Path(run_dir)
     finally:
         ctx.close()
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def peak_rss_mb() -> float:
