@@ -4,7 +4,8 @@ Each variant trains ``configs/cyclegan-emoji.yaml`` with the budget below plus i
 for every seed, then ``genlab eval`` scores it (paired L1 / PSNR / SSIM of each translation against
 the same emoji in the other style, the untranslated input as the baseline, cycle L1; FID/KID with
 ``--inception``). Writes ``results.json`` (every run's metrics) and ``results.md`` (mean ± std over
-seeds, with the commands) under ``--out``.
+seeds, with the commands) under ``--out``. ``*_gain`` columns: the paired per-image margin over the
+untranslated input (positive = closer to the true counterpart than the input).
 
     python benchmarks/cyclegan_ablation.py --image-size 32 --limit 1024 --epochs 4 --seeds 0 1 2 --threads 1
 """
@@ -26,7 +27,8 @@ VARIANTS = {
     "no image pool": ["model.pool_size=0"],
     "U-Net generator": ["model.generator=unet"],
 }
-KEYS = ["l1_AtoB", "ssim_AtoB", "psnr_AtoB", "l1_BtoA", "ssim_BtoA", "psnr_BtoA", "cycle_l1_AtoB", "cycle_l1_BtoA"]
+KEYS = ["l1_AtoB", "l1_AtoB_gain", "ssim_AtoB", "ssim_AtoB_gain", "psnr_AtoB", "l1_BtoA", "l1_BtoA_gain", "ssim_BtoA",
+        "ssim_BtoA_gain", "psnr_BtoA", "cycle_l1_AtoB", "cycle_l1_BtoA"]
 
 
 def run(cmd: list[str]) -> None:
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--inception", action="store_true", help="also FID/KID (TF-Inception; slow on a CPU)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cyclegan_ablation"))
+    parser.add_argument("--rescore", action="store_true", help="do not train: re-run genlab eval on the runs that exist")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +62,10 @@ def main() -> None:
             train = [sys.executable, "-m", "genlab", "train", "configs/cyclegan-emoji.yaml", *budget, f"seed={seed}",
                      *VARIANTS[variant], "--run-dir", str(run_dir), "--overwrite", "--no-figures"]
             evaluate = [sys.executable, "-m", "genlab", "eval", str(run_dir), f"eval.inception={str(args.inception).lower()}"]
-            run(train)
+            if args.rescore and not (run_dir / "checkpoints").is_dir():
+                continue
+            if not args.rescore:
+                run(train)
             run(evaluate)
             commands += [shlex.join(train[2:]), shlex.join(evaluate[2:])]
             metrics = json.loads((run_dir / "eval.json").read_text())["metrics"]
@@ -79,7 +85,8 @@ def write_table(results: dict, path: Path, commands: list[str], args) -> None:
              f"{args.epochs} epochs; mean ± std over seeds; test = held-out emoji (paired with their true counterparts)", "",
              "| variant | seeds | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     first = next(iter(next(iter(results.values())).values()), {})
-    baseline = [first.get(k.replace("_AtoB", "_AtoB_input").replace("_BtoA", "_BtoA_input")) for k in keys]
+    baseline = [None if k.endswith("_gain") else first.get(k.replace("_AtoB", "_AtoB_input").replace("_BtoA", "_BtoA_input"))
+                for k in keys]
     lines.append("| untranslated input | – | " + " | ".join("–" if b is None else f"{b:.4f}" for b in baseline) + " |")
     for variant, runs in results.items():
         row = [cell([r[k] for r in runs.values() if k in r]) for k in keys]

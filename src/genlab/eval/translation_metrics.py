@@ -10,7 +10,9 @@ each domain and compare with the real test split of the other.
   subject, as in the emoji art styles; never for folders): L1 (mean absolute error, [0, 1] pixel
   units), PSNR (dB, data range 1) and SSIM (Gaussian window 11, σ 1.5; Wang et al. 2004) between
   each translation and its true counterpart, mean ± standard error over the test images
-  (torchmetrics), and the same for the untranslated input (``*_input``) as the baseline.
+  (torchmetrics), and the same for the untranslated input (``*_input``) as the baseline; the
+  margin ``*_gain`` (positive: the translation is closer to the truth than its input) is the
+  mean ± standard error of the per-image differences, a paired comparison.
 * **Cycle reconstruction** L1 of ``F(G(x))`` against ``x``, both directions.
 * LPIPS is not reported: the packaged LPIPS (PyPI ``lpips``, torchmetrics) ships only its linear
   heads and downloads the AlexNet/VGG backbone from torchvision at run time, which genlab never does.
@@ -40,14 +42,17 @@ def _mean_se(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(values.std(unbiased=True) / len(values) ** 0.5) if len(values) > 1 else 0.0
 
 
-def paired_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tuple[float, float]]:
-    """Per-image L1, PSNR (dB) and SSIM of ``pred`` vs ``target`` ``(N, C, H, W)`` in [0, 1], as
-    ``{name: (mean, standard error)}``."""
+def per_image_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image L1, PSNR (dB) and SSIM ``(N,)`` of ``pred`` vs ``target`` ``(N, C, H, W)`` in [0, 1]."""
     pred, target = pred.float(), target.float()
-    l1 = (pred - target).abs().flatten(1).mean(1)
-    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
-    return {"l1": _mean_se(l1), "psnr": _mean_se(psnr), "ssim": _mean_se(ssim)}
+    return {"l1": (pred - target).abs().flatten(1).mean(1),
+            "psnr": peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)),
+            "ssim": structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")}
+
+
+def paired_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """:func:`per_image_errors` as ``{name: (mean, standard error)}``."""
+    return {name: _mean_se(values) for name, values in per_image_errors(pred, target).items()}
 
 
 def _translate_all(model, images: torch.Tensor, direction: str, batch_size: int) -> torch.Tensor:
@@ -70,11 +75,15 @@ def evaluate_translation(model, config: Config) -> dict[str, Any]:
         recon[direction] = quantise_8bit(_translate_all(model, translated[direction], other, bs))
         metrics[f"cycle_l1_{direction}"] = _mean_se((recon[direction] - domains[src]).abs().flatten(1).mean(1))[0]
         if test.aligned:
-            for name, (mean, se) in paired_errors(translated[direction], domains[dst]).items():
-                metrics[f"{name}_{direction}"], metrics[f"{name}_{direction}_se"] = mean, se
+            errors = per_image_errors(translated[direction], domains[dst])
+            for name, values in errors.items():
+                metrics[f"{name}_{direction}"], metrics[f"{name}_{direction}_se"] = _mean_se(values)
             if domains[src].shape[1] == domains[dst].shape[1]:
-                for name, (mean, se) in paired_errors(domains[src], domains[dst]).items():
-                    metrics[f"{name}_{direction}_input"], metrics[f"{name}_{direction}_input_se"] = mean, se
+                for name, values in per_image_errors(domains[src], domains[dst]).items():
+                    metrics[f"{name}_{direction}_input"], metrics[f"{name}_{direction}_input_se"] = _mean_se(values)
+                    # the margin over the input, image by image (paired: both errors share the image)
+                    better = values - errors[name] if name == "l1" else errors[name] - values
+                    metrics[f"{name}_{direction}_gain"], metrics[f"{name}_{direction}_gain_se"] = _mean_se(better)
     skipped = {}
     if not test.aligned:
         skipped["paired"] = "not applicable: the test domains are not aligned (no known true translations)"
