@@ -80,11 +80,13 @@ def sample(
     run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`."),
     n: int = typer.Option(64, "--n", min=1, max=10000, help="Number of images."),
     label: int | None = typer.Option(None, "--label", help="Class to generate (conditional models); default: cycle through classes."),
+    text: str | None = typer.Option(None, "--text", help="Caption to generate from (text-to-image models, e.g. StackGAN; "
+                                    "a Stage-II run shows each Stage-I image beside its refinement)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent noise: the same seed gives the same file, byte for byte."),
     nrow: int | None = typer.Option(None, "--nrow", min=1, help="Images per grid row [default: ~sqrt(n)]."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
 ) -> None:
-    """Generate a grid of N samples from a trained run."""
+    """Generate a grid of N samples from a trained run (for a caption with --text)."""
     import math
 
     import torch
@@ -92,7 +94,20 @@ def sample(
     from genlab.runs import load_run
     from genlab.viz.grids import save_image_grid
 
-    _, model, _ = load_run(run_dir)
+    config, model, _ = load_run(run_dir)
+    if text is not None:
+        from genlab import registry
+
+        if not registry.get(config.model.family).can("text"):
+            text_families = ", ".join(f for f in registry.names() if registry.get(f).can("text"))
+            raise GenlabError(f"--text: the {config.model.family} model of {run_dir} does not generate from text; "
+                              f"omit --text (families that do: {text_families})")
+        if label is not None:
+            raise GenlabError("--text and --label: a text-to-image model takes a caption, not a class; omit --label")
+        grid = model.text_grid(n, [text], generator=torch.Generator().manual_seed(seed))
+        save_image_grid(grid.images.float(), output, nrow=nrow or grid.nrow)
+        typer.echo(f"wrote {output}")
+        return
     cond = None
     if label is not None:
         if not model.num_classes:
@@ -203,6 +218,20 @@ def evaluator_train(
     command = "genlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta = train_and_save(data, epochs, seed, output, command)
     typer.echo(f"test accuracy {float(meta['test_accuracy']):.4f}; wrote {output}")
+
+
+@evaluator_app.command("text-match")
+def evaluator_text_match(
+    config: Path = typer.Argument(..., help="YAML config of a text-to-image run, e.g. configs/stackgan-emoji.yaml."),
+    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+) -> None:
+    """Train (or find) the image-text matcher that R-precision uses, on the config's training images; cached."""
+    from genlab.config import load_config
+    from genlab.eval.text_match import matcher_for
+
+    _, meta = matcher_for(load_config(config, overrides or []))
+    typer.echo(f"matcher {meta['path']} (trained now: {meta['trained_now']}; last-epoch in-batch top-1 "
+               f"{float(meta.get('final_batch_top1', 'nan')):.3f})")
 
 
 def main() -> None:

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 
 from genlab.errors import ConfigError
 from genlab.family import Family
-from genlab.models import cvae, cyclegan, gan, vae
+from genlab.models import cvae, cyclegan, gan, stackgan, vae
 
 if TYPE_CHECKING:
     from genlab.models.base import GenerativeModel
     from genlab.schema import Config
 
-_FAMILIES: dict[str, Family] = {f.name: f for f in (vae.FAMILY, cvae.FAMILY, gan.FAMILY, cyclegan.FAMILY)}
+_FAMILIES: dict[str, Family] = {f.name: f for f in (vae.FAMILY, cvae.FAMILY, gan.FAMILY, cyclegan.FAMILY,
+                                                    stackgan.FAMILY)}
 
 
 def register(family: Family, *, replace: bool = False) -> Family:

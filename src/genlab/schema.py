@@ -50,6 +50,7 @@ class DataConfig:
     text_encoder: Literal["hashing", "minilm"] = "hashing"
     text_hashing_dim: int = 256  # buckets of the hashing encoder (its embedding size)
     captions_per_image: int = 10  # captioned families: at most this many captions per image (CUB has 10)
+    cub_embedding_dim: int = 1024  # data.name=cub: size of the precomputed caption embeddings (char-CNN-RNN: 1024)
 
     def __post_init__(self) -> None:
         check(self.limit is None or self.limit > 0, "data.limit", self.limit, "a positive integer or null")
@@ -62,6 +63,7 @@ class DataConfig:
               f"a directory path (required when data.name={self.name})")
         check(self.text_hashing_dim >= 1, "data.text_hashing_dim", self.text_hashing_dim, "an integer >= 1")
         check(self.captions_per_image >= 1, "data.captions_per_image", self.captions_per_image, "an integer >= 1")
+        check(self.cub_embedding_dim >= 1, "data.cub_embedding_dim", self.cub_embedding_dim, "an integer >= 1")
 
 
 @dataclass

@@ -55,7 +55,7 @@ from torch import nn
 from genlab.nn.conditioning import ConditioningAugmentation
 from genlab.nn.init import init_normal_
 
-__all__ = ["Stage1Discriminator", "Stage1Generator", "Stage2Discriminator", "Stage2Generator"]
+__all__ = ["MatchingAwareDiscriminator", "Stage1Discriminator", "Stage1Generator", "Stage2Discriminator", "Stage2Generator"]
 
 #: LeakyReLU slope of the discriminators (paper Supplementary; ``nn.LeakyReLU(0.2)`` in model.py)
 LEAKY_SLOPE = 0.2
@@ -394,3 +394,48 @@ class Stage2Discriminator(_StackGANDiscriminator):
         self.encode_image = nn.Sequential(*layers)
         self._build_heads(ndf, c_dim, condition_dim, joint_kernel, unconditional_head)
         init_normal_(self, std=0.02)  # the authors' weights_init
+
+
+class MatchingAwareDiscriminator(nn.Module):
+    """One forward pass for all of a D step's pairs, so that a DDP wrapper sees one call per step.
+
+    Wraps a :class:`Stage1Discriminator` or :class:`Stage2Discriminator` (``net``; its state-dict
+    keys gain the prefix ``net.``).
+
+    * ``forward(image, condition)`` → logits ``(N, H)``: column 0 the conditional head D(I, c),
+      column 1 the unconditional head D(I) when the network has one (H = 1 or 2); the generator's step.
+    * ``forward(real, condition, fake, wrong_condition)`` → ``(real, wrong, fake, uncond_real,
+      uncond_fake)``, logits ``(N,)`` each (the last two None without an unconditional head): the
+      discriminator's step. Real and fake images are encoded in separate batches, and the joint
+      head runs once per pair (real + matching, real + mismatched, fake + matching), each with its
+      own BatchNorm statistics, as the authors' ``compute_discriminator_loss``; the real images'
+      features serve both real pairs.
+    """
+
+    def __init__(self, net: _StackGANDiscriminator):
+        super().__init__()
+        self.net = net
+
+    @property
+    def heads(self) -> int:
+        """Logit heads: 1 (conditional) or 2 (conditional and unconditional)."""
+        return 2 if self.net.has_unconditional_head else 1
+
+    def forward(self, image: torch.Tensor, condition: torch.Tensor, fake: torch.Tensor | None = None,
+                wrong_condition: torch.Tensor | None = None):
+        net = self.net
+        if fake is None:
+            features = net.encode(image)
+            logits = [net.conditional_logits(features, condition)]
+            if net.has_unconditional_head:
+                logits.append(net.unconditional_logits(features))
+            return torch.stack(logits, dim=1)
+        if wrong_condition is None:
+            raise ValueError("MatchingAwareDiscriminator: the D step needs wrong_condition (mismatched text)")
+        real_features, fake_features = net.encode(image), net.encode(fake)
+        real = net.conditional_logits(real_features, condition)
+        wrong = net.conditional_logits(real_features, wrong_condition)
+        fake_logits = net.conditional_logits(fake_features, condition)
+        if not net.has_unconditional_head:
+            return real, wrong, fake_logits, None, None
+        return real, wrong, fake_logits, net.unconditional_logits(real_features), net.unconditional_logits(fake_features)
