@@ -345,3 +345,13 @@ def test_figures_of_a_stage2_run(runs, tmp_path):
     shutil.copytree(stage2, run)
     names = {p.name for p in write_figures(run)}
     assert names == {"loss_curves.png", "caption_samples.png", "caption_interpolation.png", "stages.png"}
+
+
+def test_halving_schedule_lets_a_resumed_run_train_longer():
+    """lr halving every N epochs does not depend on the run's length, unlike cosine or a decay to 0."""
+    from genlab.config import load_config
+    from genlab.registry import build_model
+
+    model = build_model(load_config(CONFIGS / "stackgan-emoji.yaml", ["model.lr_decay_epochs=2"]))
+    model.set_lr_schedule("constant", total_steps=100)
+    assert model.schedulers() and not model.schedule_spans_run

@@ -82,6 +82,8 @@ class GenerativeModel(nn.Module):
         # as submodules so state_dict keys stay the same with and without DDP.
         self._runners: dict[str, nn.Module] = {}
         self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}  # set_lr_schedule
+        #: the lr schedule depends on the run's length (cosine, a decay to 0): train.epochs may not change on resume
+        self.schedule_spans_run = False
 
     # --- to implement ---------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
@@ -107,6 +109,7 @@ class GenerativeModel(nn.Module):
             self._schedulers = {}
             return
         total = max(1, total_steps)
+        self.schedule_spans_run = True
 
         def cosine(step: int) -> float:
             return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))

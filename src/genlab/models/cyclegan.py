@@ -219,6 +219,7 @@ class CycleGAN(GenerativeModel):
 
         self._schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, factor)
                             for name, opt in self.optimizers().items()}
+        self.schedule_spans_run = decay_steps > 0
 
     # --- training ---------------------------------------------------------------------------------
     def train_step(self, batch, step):

@@ -253,7 +253,7 @@ class Trainer:
                 sched.load_state_dict(state["schedulers"][name])
             loop = state["loop"]
             saved_epochs = state["config"]["train"]["epochs"]
-            if self.model.schedulers() and saved_epochs != self.config.train.epochs:
+            if self.model.schedule_spans_run and saved_epochs != self.config.train.epochs:
                 # a schedule spanning the run (cosine, CycleGAN's linear decay) would jump at the resume step
                 raise GenlabError(f"{path} was trained with train.epochs={saved_epochs} under a learning-rate "
                                   f"schedule that spans the run; resume it with train.epochs={saved_epochs}, or "
