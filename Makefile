@@ -12,9 +12,9 @@ train:  ## set up, then train the seed VAE on MNIST and write its figures and me
 	$(PYTHON) -m genlab train configs/vae-mnist.yaml --overwrite
 	$(PYTHON) -m genlab eval runs/vae-mnist
 
-test:  ## set up with test tools, then run the test suite on both cores
+test:  ## set up with test tools, then run the test suite on both cores (the browser tests share one worker: --dist loadgroup)
 	bash scripts/setup.sh --test
-	$(PYTHON) -m pytest -n 2 -p no:cacheprovider
+	$(PYTHON) -m pytest -n 2 --dist loadgroup -p no:cacheprovider
 
 setup:
 	bash scripts/setup.sh

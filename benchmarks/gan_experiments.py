@@ -23,8 +23,9 @@ Inception-Score-style score on the evaluator classifier's features; TF-Inception
 eval settings is skipped, an interrupted one continues from its newest checkpoint (rerun the same
 command). ``--out`` (default ``benchmarks/results/gan_<experiment>``) receives ``results.json``,
 ``results.md`` (the exact command, a table of mean ± sample std over seeds, and which variants beat
-the baseline by more than the combined std — or that none does) and bar charts with error bars
-(plus line plots for the sweeps). ``--variants`` trains a subset (e.g. one per process); rerunning
+the baseline by more than the combined std — or that none does), bar charts with error bars
+(plus line plots for the sweeps) and ``report.html`` (``genlab report`` of every run: a row per run,
+overlaid loss curves, each run's previews and figures). ``--variants`` trains a subset (e.g. one per process); rerunning
 without it then only collects. Run directories are not kept in git: ``--keep-results`` re-runs some
 variants and keeps the other rows of an existing ``results.json`` (made with the same settings), and
 ``results.md`` then lists every command that made a row.
@@ -53,6 +54,7 @@ from genlab.core.runlog import read_metrics
 from genlab.data.datasets import load_split
 from genlab.eval.run_metrics import evaluate_run
 from genlab.registry import build_model
+from genlab.report import write_report
 from genlab.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -524,6 +526,12 @@ def write_results(experiment: str, sections: list[Section], args, command: str) 
             "vs_baseline": {key: compare_to_baseline(summaries, section.baseline, key, lower)
                             for _, key, lower in METRICS if key in VERDICT_KEYS},
         })
+    # every run of this table (those still on this computer) in one HTML report: curves, previews, figures
+    run_dirs = [d for d in dict.fromkeys(run.get("run_dir") for section in sections for runs in section.runs.values()
+                                         for run in runs) if d and Path(d).is_dir()]
+    if run_dirs:
+        report = write_report(run_dirs, out / "report.html", title=f"GAN experiment: {experiment}")
+        lines += [f"All runs, with their curves, previews and figures: [{report.name}]({report.name})", ""]
     json_path, md_path = out / "results.json", out / "results.md"
     json_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     md_path.write_text("\n".join(lines))

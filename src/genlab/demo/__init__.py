@@ -2,9 +2,12 @@
 
 * :mod:`genlab.demo.uploads` checks an uploaded image and prepares it as a run's model sees it
   (a float tensor ``(1, C, S, S)``); it does not import Gradio.
-* :mod:`genlab.demo.app` builds the Gradio app (:func:`build_demo`, one tab per run) and serves it
-  (:func:`launch`, on 127.0.0.1 by default). Gradio is imported only when the app is built, so
-  importing this package works without the extra.
+* :mod:`genlab.demo.runs` loads the runs and checks every input; :mod:`genlab.demo.latent` (latent
+  explorer, seed interpolation), :mod:`genlab.demo.text` (text to image) and :mod:`genlab.demo.examples`
+  (test images to translate) do the work of the sections, on tensors and arrays;
+* :mod:`genlab.demo.sections` and :mod:`genlab.demo.app` build the Gradio app (:func:`build_demo`, one tab
+  per run, sections by the family's abilities) and serve it (:func:`launch`, on 127.0.0.1 by default,
+  offline). Gradio is imported only when the app is built, so importing this package works without the extra.
 """
 
 from genlab.demo.app import build_demo, check_run_dirs, launch, require_gradio

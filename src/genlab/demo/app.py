@@ -1,9 +1,19 @@
-"""The web demo: one Gradio tab per run directory.
+"""The web demo: one Gradio tab per run directory, with the sections its family's abilities allow.
 
-Each tab draws a grid of samples (number of images, seed and, for conditional models, a class
-label); the same seed gives the same pixels as ``genlab sample`` with that seed. VAE and CVAE tabs
-also take an uploaded image and show it as the model sees it (checked and prepared by
-:mod:`genlab.demo.uploads`) next to its reconstruction.
+* ``sample``: a grid of samples (number of images, seed and, for conditional models, a class label);
+  the same seed gives the same pixels as ``genlab sample`` with that seed.
+* ``reconstruct`` (VAE, CVAE): an uploaded image as the model sees it (checked and prepared by
+  :mod:`genlab.demo.uploads`) next to its reconstruction.
+* ``latent`` (VAE, CVAE, GAN): the latent explorer and the interpolation between two seeds
+  (:mod:`genlab.demo.sections`, :mod:`genlab.demo.latent`).
+* ``translate`` (CycleGAN): an uploaded image or an example of the run's test split
+  (:mod:`genlab.demo.examples`), its translation and cycle reconstruction, either direction.
+* ``text`` (StackGAN): a caption (or an example caption), Stage-I and Stage-II images (:mod:`genlab.demo.text`).
+
+Offline: the page loads nothing but the demo's own server. Gradio's usage analytics and version
+check (``api.gradio.app``) and Hugging Face Hub telemetry (``huggingface.co``) are turned off before
+Gradio is imported (:func:`require_gradio`), and the theme names system fonts only
+(:func:`offline_theme`), so no font is fetched either.
 
 The work is done by plain functions on tensors and ``uint8`` arrays (:func:`sample_grid`,
 :func:`reconstruct`, and the UI callbacks :func:`sample_callback` / :func:`reconstruct_callback`,
@@ -19,17 +29,29 @@ import functools
 import ipaddress
 import logging
 import math
-import numbers
+import os
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from genlab import registry
 from genlab.data.images import IMAGE_SUFFIXES
+from genlab.demo.examples import translation_examples
+from genlab.demo.runs import (  # noqa: F401  (DISPLAY_MIN_SIDE, check_run_dirs: part of this module's API)
+    DISPLAY_MIN_SIDE,
+    MAX_SEED,
+    DemoRun,
+    check_run_dirs,
+    class_label,
+    enlarge,
+    load_demo_runs,
+    to_display,
+    whole_number,
+)
+from genlab.demo.sections import interpolation_section, latent_section, output_image, text_section
 from genlab.demo.uploads import (
     BYTES_PER_MB,
     DEFAULT_MAX_UPLOAD_MB,
@@ -37,142 +59,22 @@ from genlab.demo.uploads import (
     max_upload_bytes,
 )
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
-from genlab.runs import latest_checkpoint, load_run
-from genlab.schema import Config
 from genlab.viz.grids import grid_to_uint8, make_grid
 
 log = logging.getLogger("genlab.demo")
 
 #: Most images one sample request may ask for (bounds the CPU time of one click).
 MAX_SAMPLES = 256
-#: Seeds accepted by the sample and reconstruction inputs (``torch.Generator.manual_seed``'s range).
-MAX_SEED = 2**63 - 1
-#: Displayed images are enlarged (nearest neighbour) until their longer side is at least this.
-DISPLAY_MIN_SIDE = 256
 #: What users of a computer without the extra are told to run.
 INSTALL_HINT = "pip install 'genlab[demo]'"
 #: Gradio's ``delete_cache`` (every 600 s, files older than 3600 s; everything at shutdown)
 UPLOAD_CACHE_CLEANUP = (600, 3600)
-
-
-# --- runs ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DemoRun:
-    """One run loaded for the demo.
-
-    Attributes:
-        run_dir: the run directory.
-        title: the tab's title (the directory's name, made unique among the demo's runs).
-        config: the run's config, as stored in its newest checkpoint.
-        model: the model of the newest checkpoint, on the CPU in eval mode.
-        step: optimisation steps of that checkpoint.
-        epoch: epochs completed at that checkpoint.
-    """
-
-    run_dir: Path
-    title: str
-    config: Config
-    model: GenerativeModel
-    step: int = 0
-    epoch: int = 0
-
-    @property
-    def num_classes(self) -> int:
-        """Classes the model is conditioned on (0: unconditional)."""
-        return int(self.model.num_classes or 0)
-
-    def can(self, ability: str) -> bool:
-        """Whether the run's family declares ``ability`` (:data:`genlab.family.ABILITIES`)."""
-        return registry.get(self.config.model.family).can(ability)
-
-    @property
-    def can_reconstruct(self) -> bool:
-        """True for families that reconstruct uploaded images (VAE, CVAE)."""
-        return self.can("reconstruct")
-
-    def describe(self) -> str:
-        """One line about the run for the tab's header (Markdown)."""
-        d, m = self.config.data, self.config.model
-        cond = f", conditioned on {self.num_classes} classes" if self.num_classes else ""
-        return (f"**{m.family}** (preset {m.preset}{cond}) trained on {d.name}, images "
-                f"{d.channels}×{d.image_size}×{d.image_size}; checkpoint at epoch {self.epoch}, "
-                f"step {self.step}.")
-
-
-def check_run_dirs(run_dirs: Sequence[str | Path]) -> list[Path]:
-    """The run directories as paths, each checked to hold a checkpoint (cheap: loads no model).
-
-    Raises:
-        GenlabError: no directory was given, one is missing, or one has no checkpoint.
-    """
-    if not run_dirs:
-        raise GenlabError("the demo needs at least one run directory written by `genlab train`")
-    paths = [Path(p) for p in run_dirs]
-    for path in paths:
-        latest_checkpoint(path)  # GenlabError: "run directory not found: ..." / "... has no checkpoints"
-    return paths
-
-
-def load_demo_runs(run_dirs: Sequence[str | Path]) -> list[DemoRun]:
-    """Load each run's newest checkpoint on the CPU; tabs are titled by directory name.
-
-    Two runs with the same directory name are titled by their full paths instead.
-    """
-    paths = check_run_dirs(run_dirs)
-    names = [p.name or str(p) for p in paths]
-    runs = []
-    for path, name in zip(paths, names):
-        config, model, state = load_run(path, device="cpu")
-        loop = state.get("loop") or {}
-        title = name if names.count(name) == 1 else str(path)
-        runs.append(DemoRun(path, title, config, model, step=int(loop.get("step", 0)),
-                            epoch=int(loop.get("epoch", 0))))
-    return runs
+#: font stacks of :func:`offline_theme`: fonts of the computer only, never a web font
+SYSTEM_FONTS = ("DejaVu Sans", "Liberation Sans", "Arial", "ui-sans-serif", "system-ui", "sans-serif")
+SYSTEM_MONO_FONTS = ("DejaVu Sans Mono", "Liberation Mono", "ui-monospace", "Consolas", "monospace")
 
 
 # --- the work, on tensors and arrays ---------------------------------------------------------------
-
-
-def _whole_number(value: Any, what: str, low: int, high: int) -> int:
-    """``value`` (a Gradio number: int, float or None) as an int in ``[low, high]``, or a GenlabError."""
-    if value is None or isinstance(value, bool):
-        raise GenlabError(f"{what}: enter a whole number from {low} to {high}")
-    refusal = GenlabError(f"{what}: got {value!r}; allowed: a whole number from {low} to {high}")
-    if isinstance(value, numbers.Integral):
-        number = int(value)
-    elif isinstance(value, float):  # never through float for large ints: 2**53 + 1 would change
-        if not (math.isfinite(value) and value.is_integer()):
-            raise refusal
-        number = int(value)
-    else:
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise refusal from None
-    if not low <= number <= high:
-        raise refusal
-    return number
-
-
-def _class_label(run: DemoRun, label: Any, required: bool) -> int | None:
-    """A checked class label (``None`` or a negative value: none chosen)."""
-    if label is None or (isinstance(label, numbers.Real) and not isinstance(label, bool) and label < 0):
-        if required:
-            raise GenlabError(f"the {run.model.family} model of {run.title} needs a class label "
-                              f"(0..{run.num_classes - 1})")
-        return None
-    if not run.num_classes:
-        raise GenlabError(f"the {run.model.family} model of {run.title} is unconditional: it takes no class label")
-    return _whole_number(label, "class label", 0, run.num_classes - 1)
-
-
-def to_display(images: torch.Tensor) -> np.ndarray:
-    """One image ``(1, C, H, W)`` (or ``(C, H, W)``) in ``[0, 1]`` → ``uint8`` ``(H, W)`` or ``(H, W, 3)``."""
-    image = images[0] if images.dim() == 4 else images
-    return grid_to_uint8(image.detach().float().cpu())
 
 
 def sample_grid(run: DemoRun, n: int, seed: int, label: int | None = None) -> np.ndarray:
@@ -193,9 +95,9 @@ def sample_grid(run: DemoRun, n: int, seed: int, label: int | None = None) -> np
         GenlabError: ``n``, ``seed`` or ``label`` is out of range, or a label was given to an
             unconditional model.
     """
-    n = _whole_number(n, "number of images", 1, MAX_SAMPLES)
-    seed = _whole_number(seed, "seed", 0, MAX_SEED)
-    label = _class_label(run, label, required=False)
+    n = whole_number(n, "number of images", 1, MAX_SAMPLES)
+    seed = whole_number(seed, "seed", 0, MAX_SEED)
+    label = class_label(run, label, required=False)
     cond = None if label is None else torch.full((n,), label, dtype=torch.int64)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -231,8 +133,8 @@ def reconstruct(run: DemoRun, path: str | Path, *, label: int | None = None,
     """
     if not run.can_reconstruct:
         raise GenlabError(f"the {run.model.family} model of {run.title} has no encoder: it cannot reconstruct images")
-    label = _class_label(run, label, required=bool(run.num_classes))
-    seed = _whole_number(seed, "seed", 0, MAX_SEED)
+    label = class_label(run, label, required=bool(run.num_classes))
+    seed = whole_number(seed, "seed", 0, MAX_SEED)
     x = load_upload(path, run.config.data, max_bytes=max_bytes, invert=invert, seed=seed)  # (1, C, S, S)
     y = None if label is None else torch.tensor([label], dtype=torch.int64)
     recon = run.model.reconstruct(x, y).cpu()
@@ -244,19 +146,13 @@ def reconstruct(run: DemoRun, path: str | Path, *, label: int | None = None,
 # --- UI callbacks: errors become a status message ----------------------------------------------------
 
 
-def enlarge(image: np.ndarray, min_side: int = DISPLAY_MIN_SIDE) -> np.ndarray:
-    """Nearest-neighbour enlargement of ``uint8`` ``(H, W[, 3])`` by an integer factor, so small digits stay sharp."""
-    factor = max(1, math.ceil(min_side / max(image.shape[0], image.shape[1])))
-    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
-
-
 def sample_callback(run: DemoRun, n: Any, seed: Any, label: Any = None) -> tuple[np.ndarray | None, str]:
     """``(enlarged grid or None, status text)`` for the Sample button; a GenlabError becomes the status."""
     try:
         grid = sample_grid(run, n, seed, label)
     except GenlabError as exc:
         return None, f"error: {exc}"
-    shown_label = _class_label(run, label, required=False)
+    shown_label = class_label(run, label, required=False)
     what = "" if shown_label is None else f" of class {shown_label}"
     return enlarge(grid), f"{int(n)} samples{what}, seed {int(seed)}"
 
@@ -313,6 +209,10 @@ def translate_callback(run: DemoRun, path: str | None, direction: str, *, max_by
 def require_gradio():
     """Import Gradio (>= 6), or raise a GenlabError saying how to install the demo extra."""
     missing = GenlabError(f"the web demo needs Gradio, which is not installed: {INSTALL_HINT}")
+    # Read by Gradio and huggingface_hub when they would phone home: Gradio's usage analytics and version
+    # check (api.gradio.app) and the Hub's telemetry (huggingface.co). The demo contacts no one.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     try:
         import gradio
     except ImportError:
@@ -324,6 +224,12 @@ def require_gradio():
     if not major.isdigit() or int(major) < 6:
         raise GenlabError(f"the web demo needs Gradio 6, found {version}: {INSTALL_HINT}")
     return gradio
+
+
+def offline_theme(gr):
+    """Gradio's default theme with system fonts only (DejaVu, Liberation, then the browser's own), so the
+    page requests no web font; pass it to ``launch(theme=...)`` (Gradio 6 takes the theme there)."""
+    return gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
 
 
 def build_demo(run_dirs: Sequence[str | Path], max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB):
@@ -344,7 +250,8 @@ def build_demo(run_dirs: Sequence[str | Path], max_upload_mb: float = DEFAULT_MA
     # delete_cache: uploads and generated files older than an hour go every 10 minutes, and all of
     # them when the server stops (Gradio otherwise leaves them in its temp folder)
     with gr.Blocks(title="genlab demo", analytics_enabled=False, delete_cache=UPLOAD_CACHE_CLEANUP) as demo:
-        gr.Markdown("# genlab demo\nSamples from trained runs; VAE and CVAE tabs also reconstruct an uploaded image.")
+        gr.Markdown("# genlab demo\nOne tab per trained run: samples, the latent space, reconstructions, "
+                    "translations or text to image, as the run's model family allows.")
         with gr.Tabs():
             for index, run in enumerate(runs, start=1):
                 with gr.Tab(run.title):
@@ -360,61 +267,80 @@ def _label_choices(run: DemoRun, with_cycle: bool) -> list[tuple[str, int]]:
 
 
 def _run_tab(gr, run: DemoRun, index: int, max_bytes: int, max_upload_mb: float) -> None:
-    """The widgets of the ``index``-th run's tab; its API endpoints are ``/run<index>_sample`` and ``/run<index>_reconstruct``."""
+    """The widgets of the ``index``-th run's tab, by its family's abilities; API endpoints ``/run<index>_<what>``."""
     gr.Markdown(run.describe())
     if run.can("translate"):
         _translate_section(gr, run, index, max_bytes, max_upload_mb)
+    if run.can("text"):
+        text_section(gr, run, index)
     if not run.can("sample"):
         return
     gr.Markdown("### Samples")
     with gr.Row():
-        n = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="number of images")
-        seed = gr.Number(value=0, precision=0, minimum=0, label="seed (same seed, same images)")
-        label = (gr.Dropdown(_label_choices(run, with_cycle=True), value=-1, label="class label")
+        n = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="number of images", elem_id=f"run{index}_sample_n")
+        seed = gr.Number(value=0, precision=0, minimum=0, label="seed (same seed, same images)",
+                         elem_id=f"run{index}_sample_seed")
+        label = (gr.Dropdown(_label_choices(run, with_cycle=True), value=-1, label="class label",
+                             elem_id=f"run{index}_sample_label")
                  if run.num_classes else None)
-    sample_button = gr.Button("Sample", variant="primary")
-    grid = gr.Image(label="samples", type="numpy", format="png", interactive=False)
-    sample_status = gr.Textbox(label="status", interactive=False, max_lines=3)
+    sample_button = gr.Button("Sample", variant="primary", elem_id=f"run{index}_sample_button")
+    grid = output_image(gr, label="samples", elem_id=f"run{index}_sample_image")
+    sample_status = gr.Textbox(label="status", interactive=False, max_lines=3, elem_id=f"run{index}_sample_status")
     inputs = [n, seed] + ([label] if label is not None else [])
     sample_button.click(functools.partial(sample_callback, run), inputs, [grid, sample_status],
                         api_name=f"run{index}_sample")
+    if run.can_reconstruct:
+        _reconstruct_section(gr, run, index, max_bytes, max_upload_mb)
+    if run.can("latent"):
+        latent_section(gr, run, index)
+        interpolation_section(gr, run, index)
 
-    if not run.can_reconstruct:
-        return
+
+def _reconstruct_section(gr, run: DemoRun, index: int, max_bytes: int, max_upload_mb: float) -> None:
+    """Upload an image, see it as the model sees it and its reconstruction; endpoint ``/run<index>_reconstruct``."""
     gr.Markdown(f"### Reconstruct an image\nAt most {max_upload_mb:g} MB; it is center-cropped, resized to "
                 f"{run.config.data.image_size}×{run.config.data.image_size} and converted as the training "
                 "images were.")
     with gr.Row():
-        upload = gr.File(label="image", file_types=list(IMAGE_SUFFIXES), type="filepath")
+        upload = gr.File(label="image", file_types=list(IMAGE_SUFFIXES), type="filepath",
+                         elem_id=f"run{index}_reconstruct_upload")
         with gr.Column():
             rec_label = (gr.Dropdown(_label_choices(run, with_cycle=False), value=0, label="class label")
                          if run.num_classes else None)
             invert = gr.Checkbox(value=False, label="invert grey levels (dark drawing on light background)")
             rec_seed = gr.Number(value=0, precision=0, minimum=0, label="seed of the binarisation"
                                  if run.config.data.binarize == "dynamic" else "seed (unused: no binarisation)")
-            rec_button = gr.Button("Reconstruct", variant="primary")
+            rec_button = gr.Button("Reconstruct", variant="primary", elem_id=f"run{index}_reconstruct_button")
     with gr.Row():
-        seen = gr.Image(label="as the model sees it", type="numpy", format="png", interactive=False)
-        recon = gr.Image(label="reconstruction", type="numpy", format="png", interactive=False)
-    rec_status = gr.Textbox(label="status", interactive=False, max_lines=3)
+        seen = output_image(gr, label="as the model sees it", elem_id=f"run{index}_reconstruct_seen")
+        recon = output_image(gr, label="reconstruction", elem_id=f"run{index}_reconstruct_image")
+    rec_status = gr.Textbox(label="status", interactive=False, max_lines=3, elem_id=f"run{index}_reconstruct_status")
     callback = functools.partial(_reconstruct_event, run, max_bytes, rec_label is not None)
     rec_inputs = [upload] + ([rec_label] if rec_label is not None else []) + [invert, rec_seed]
     rec_button.click(callback, rec_inputs, [seen, recon, rec_status], api_name=f"run{index}_reconstruct")
 
 
 def _translate_section(gr, run: DemoRun, index: int, max_bytes: int, max_upload_mb: float) -> None:
-    """Upload an image, pick a direction, see G(x) and F(G(x)); endpoint ``/run<index>_translate``."""
+    """Upload an image (or pick an example of the run's test split), pick a direction, see G(x) and F(G(x));
+    endpoint ``/run<index>_translate``."""
     gr.Markdown(f"### Translate an image\nAt most {max_upload_mb:g} MB; it is center-cropped and resized to "
                 f"{run.config.data.image_size}×{run.config.data.image_size}.")
     with gr.Row():
-        upload = gr.File(label="image", file_types=list(IMAGE_SUFFIXES), type="filepath")
+        upload = gr.File(label="image", file_types=list(IMAGE_SUFFIXES), type="filepath",
+                         elem_id=f"run{index}_translate_upload")
         with gr.Column():
-            direction = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="direction")
-            button = gr.Button("Translate", variant="primary")
+            direction = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="direction", elem_id=f"run{index}_translate_direction")
+            button = gr.Button("Translate", variant="primary", elem_id=f"run{index}_translate_button")
+    if "examples_dir" not in run.cache:  # kept as long as the run (Gradio also copies them into its cache)
+        run.cache["examples_dir"] = tempfile.TemporaryDirectory(prefix="genlab-demo-examples-")
+    found = translation_examples(run, Path(run.cache["examples_dir"].name))
+    if found:
+        gr.Examples([[str(e.path), e.direction] for e in found], [upload, direction],
+                    example_labels=[e.label for e in found], label="examples from the run's data (click one, then Translate)")
     with gr.Row():
-        shown = [gr.Image(label=label, type="numpy", format="png", interactive=False)
-                 for label in ("input", "translation G(x)", "reconstruction F(G(x))")]
-    status = gr.Textbox(label="status", interactive=False, max_lines=3)
+        shown = [output_image(gr, label=label, elem_id=f"run{index}_translate_{key}")
+                 for label, key in (("input", "input"), ("translation G(x)", "image"), ("reconstruction F(G(x))", "cycle"))]
+    status = gr.Textbox(label="status", interactive=False, max_lines=3, elem_id=f"run{index}_translate_status")
     button.click(functools.partial(translate_callback, run, max_bytes=max_bytes), [upload, direction],
                  [*shown, status], api_name=f"run{index}_translate")
 
@@ -459,4 +385,4 @@ def launch(run_dirs: Sequence[str | Path], host: str = "127.0.0.1", port: int = 
     log.info("genlab demo on http://%s:%d (uploads up to %g MB); Ctrl+C stops it", host, port, max_upload_mb)
     # quiet: Gradio's banner suggests share=True (a public tunnel); the line above says where the demo is.
     demo.launch(server_name=host, server_port=int(port), max_file_size=max_bytes, share=False,
-                inbrowser=False, show_error=False, ssr_mode=False, quiet=True)
+                inbrowser=False, show_error=False, ssr_mode=False, quiet=True, theme=offline_theme(require_gradio()))

@@ -114,6 +114,6 @@ class CVAE(VAE):
 FAMILY = Family(
     name="cvae", config_class=CVAEConfig, model_class=CVAE, data_kind="images",
     loss_names=("recon", "kl", "loss"), loss_units="nats / image",
-    metrics=evaluate_vae, figures=write_vae_figures, abilities=frozenset({"sample", "classes", "reconstruct"}),
+    metrics=evaluate_vae, figures=write_vae_figures, abilities=frozenset({"sample", "classes", "reconstruct", "latent"}),
     summary="conditional VAE (Sohn et al. 2015); seed report 000, section 1.7",
 )

@@ -306,10 +306,17 @@ class GAN(GenerativeModel):
         images = torch.cat([net(chunk) for chunk in z.split(500)]) if len(z) else net(z)
         return ((images.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
 
+    @torch.no_grad()
+    def decode_latent(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`generate` for the ``latent`` ability (the demo's explorer and interpolation); no ``cond``."""
+        if cond is not None:
+            raise ValueError("this GAN is unconditional: decode_latent(z, cond=None)")
+        return self.generate(z)
+
 
 FAMILY = Family(
     name="gan", config_class=GANConfig, model_class=GAN, data_kind="images",
     loss_names=("d_loss", "g_loss", "d_real", "d_fake"), loss_units=None,
-    metrics=evaluate_gan, figures=write_gan_figures, abilities=frozenset({"sample"}),
+    metrics=evaluate_gan, figures=write_gan_figures, abilities=frozenset({"sample", "latent"}),
     summary="fully-connected GAN and DCGAN with the classic tricks; seed report 001",
 )

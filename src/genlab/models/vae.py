@@ -285,10 +285,17 @@ class VAE(GenerativeModel):
         z = torch.randn(n, self.config.model.latent_dim, generator=generator).to(self.device)
         return torch.sigmoid(self.decode(z, cond))
 
+    @torch.no_grad()
+    def decode_latent(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``(N, C, S, S)`` in [0, 1], the decoder's Bernoulli means ``sigmoid(decode(z))``, for latents
+        ``z`` ``(N, latent_dim)`` (``cond``: int64 ``(N,)`` class labels, required by a CVAE)."""
+        labels = None if cond is None else cond.to(self.device)
+        return torch.sigmoid(self.decode(z.to(self.device).float(), labels)).float()
+
 
 FAMILY = Family(
     name="vae", config_class=VAEConfig, model_class=VAE, data_kind="images",
     loss_names=("recon", "kl", "loss"), loss_units="nats / image",
-    metrics=evaluate_vae, figures=write_vae_figures, abilities=frozenset({"sample", "reconstruct"}),
+    metrics=evaluate_vae, figures=write_vae_figures, abilities=frozenset({"sample", "reconstruct", "latent"}),
     summary="variational autoencoder (Kingma & Welling 2014); seed report 000, question 1",
 )

@@ -302,6 +302,7 @@ class Trainer:
             with _StopRequest() as stop:
                 for epoch in range(self.state.epoch, cfg.train.epochs):
                     self._train_epoch(epoch, stop, logger)
+            logger.hparams(cfg.to_dict())  # the config beside its final losses, for TensorBoard's HParams view
         finally:
             logger.close()
 

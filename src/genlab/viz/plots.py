@@ -330,3 +330,48 @@ def plot_lines(
     if series:
         ax.legend()
     return _save(fig, path, dpi)
+
+
+def plot_runs_overlaid(
+    histories: Mapping[str, Sequence[Mapping[str, object]]],
+    key: str,
+    path: str | os.PathLike,
+    ylabel: str | None = None,
+    dpi: int = DPI,
+) -> Path:
+    """One loss of several runs overlaid: a line per run against the epoch, ``train/<key>`` on the left and
+    ``test/<key>`` on the right (when any run has it); a run keeps its colour in both panels.
+
+    Args:
+        histories: run label -> its ``metrics.jsonl`` records (``{"epoch": 1, "train/loss": ...}``);
+            missing and non-finite values are skipped, a run without the key gets no line.
+        key: the loss name without prefix, e.g. ``"loss"`` or ``"d_loss"``.
+        ylabel: y-axis label, e.g. ``"nats / image"``.
+    """
+    splits = [s for s in ("train", "test") if any(_number(r.get(f"{s}/{key}")) is not None
+                                                    for h in histories.values() for r in h)] or ["train"]
+    fig = _figure(4.8 * len(splits), 3.6)
+    axes = fig.subplots(1, len(splits), squeeze=False).ravel()
+    colours = colormaps["tab10"] if len(histories) <= 10 else colormaps["tab20"]
+    for ax, split in zip(axes, splits):
+        epochs: set[float] = set()
+        for i, (label, history) in enumerate(histories.items()):
+            points = [(_number(r.get("epoch", j + 1)), _number(r.get(f"{split}/{key}"))) for j, r in enumerate(history)]
+            points = [(x, y) for x, y in points if x is not None and y is not None]
+            if points:
+                xs, ys = zip(*points)
+                epochs.update(xs)
+                ax.plot(xs, ys, marker="o" if len(xs) <= 40 else None, markersize=3, label=label,
+                        color=colours(i % colours.N))
+        ax.set_title(f"{split}/{key}")
+        ax.set_xlabel("epoch")
+        if ylabel:
+            ax.set_ylabel(ylabel)
+        if 0 < len(epochs) <= 12:  # a tick per epoch (one epoch alone would get ticks at 0.95, 0.96, ...)
+            ax.set_xticks(sorted(epochs))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    return _save(fig, path, dpi)
