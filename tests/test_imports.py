@@ -38,7 +38,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for d in sorted(graph[m]):
             if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
+                return [*stack[stack.index(d):], d]
             if not state.get(d) and (found := visit(d, stack)):
                 return found
         stack.pop()

@@ -1,1 +1,2 @@
-"""Datasets: each source decodes once into an in-memory uint8 tensor (:mod:`genlab.data.datasets`), served by the data sources of :mod:`genlab.data.sources`."""
+"""Datasets: each decodes once into an in-memory uint8 tensor (:mod:`genlab.data.datasets`), served
+by the data sources of :mod:`genlab.data.sources`."""

@@ -41,6 +41,7 @@ Licenses (keep the attributions with any images or samples you publish):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -513,10 +514,8 @@ def _read_cache(path: Path) -> tuple[np.ndarray, list[str]] | None:
 
 
 def _write_cache(path: Path, images: np.ndarray, keys: list[str]) -> None:
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs the decode time next call
         save_npz(path, {"images": images, "codepoints": np.array(keys, dtype=str)})
-    except OSError:
-        pass  # a read-only cache only costs the decode time next call
 
 
 _DECODERS: dict[str, Callable[[int, int | None, frozenset[str] | None], tuple[list[str], list[np.ndarray]]]] = {

@@ -6,6 +6,7 @@ with the original grey levels 0..255 and ``labels`` an ``int64`` tensor of shape
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import pickle
@@ -85,10 +86,8 @@ def load_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
             return torch.from_numpy(arrays[f"{split}_x"]), torch.from_numpy(arrays[f"{split}_y"])
     splits = _decode_mnist_pickle(mnist_pickle_path())
     arrays = {f"{s}_{k}": t.numpy() for s, (x, y) in splits.items() for k, t in (("x", x), ("y", y))}
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs the decode time next call
         save_npz(cache, arrays)
-    except OSError:
-        pass  # a read-only cache only costs the decode time next call
     return splits[split]
 
 

@@ -27,7 +27,7 @@ def random_jitter(x: torch.Tensor, noise, ratio: float = JITTER_RATIO, flip: boo
     if (big_h, big_w) != (h, w):
         big = F.interpolate(x, size=(big_h, big_w), mode="bilinear", align_corners=False)
         top, left = noise.randint(n, big_h - h + 1), noise.randint(n, big_w - w + 1)
-        x = torch.stack([big[i, :, t:t + h, l:l + w] for i, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])
+        x = torch.stack([big[i, :, y:y + h, x0:x0 + w] for i, (y, x0) in enumerate(zip(top.tolist(), left.tolist()))])
     if flip:
         mirror = (noise.rand(n) < 0.5).to(x.device)
         x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)

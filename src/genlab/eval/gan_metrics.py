@@ -35,6 +35,7 @@ seed, and ``skipped[<f>]`` with the reason an extractor was not used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import warnings
 from pathlib import Path
@@ -232,10 +233,8 @@ def _read_cache(path: Path, expected: dict[str, str]) -> torch.Tensor | None:
 
 def _write_cache(path: Path, features: torch.Tensor, metadata: dict[str, str]) -> None:
     """Write atomically (:func:`~genlab.core.atomic.atomic_write`); a read-only cache is not an error."""
-    try:
+    with contextlib.suppress(OSError):
         atomic_write(path, lambda tmp: save_file({"features": features.contiguous()}, str(tmp), metadata=metadata))
-    except OSError:
-        pass
 
 
 def real_features(config: Config | DataConfig, split: str, extractor, cache_dir: str | Path | None = None,
