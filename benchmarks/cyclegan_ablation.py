@@ -26,6 +26,7 @@ VARIANTS = {
     "no identity loss": ["model.lambda_identity=0"],
     "no image pool": ["model.pool_size=0"],
     "U-Net generator": ["model.generator=unet"],
+    "resize-conv up-sampling": ["model.upsample=resize"],
 }
 KEYS = ["l1_AtoB", "l1_AtoB_gain", "ssim_AtoB", "ssim_AtoB_gain", "psnr_AtoB", "l1_BtoA", "l1_BtoA_gain", "ssim_BtoA",
         "ssim_BtoA_gain", "psnr_BtoA", "cycle_l1_AtoB", "cycle_l1_BtoA"]
