@@ -34,7 +34,7 @@ KEYS = ["l1_AtoB", "l1_AtoB_gain", "ssim_AtoB", "ssim_AtoB_gain", "psnr_AtoB", "
 
 def run(cmd: list[str]) -> None:
     print("$", shlex.join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
 
 
 def main() -> None:
@@ -59,38 +59,43 @@ def main() -> None:
     for variant in args.variants:
         for seed in args.seeds:
             slug = "".join(c if c.isalnum() else "-" for c in variant.lower()).strip("-")
-            run_dir = ROOT / "runs" / "cyclegan-ablation" / f"{slug}-s{seed}"
+            run_dir = Path("runs") / "cyclegan-ablation" / f"{slug}-s{seed}"  # relative: commands anyone can rerun
             train = [sys.executable, "-m", "genlab", "train", "configs/cyclegan-emoji.yaml", *budget, f"seed={seed}",
                      *VARIANTS[variant], "--run-dir", str(run_dir), "--overwrite", "--no-figures"]
             evaluate = [sys.executable, "-m", "genlab", "eval", str(run_dir), f"eval.inception={str(args.inception).lower()}"]
-            if args.rescore and not (run_dir / "checkpoints").is_dir():
+            if args.rescore and not (ROOT / run_dir / "checkpoints").is_dir():
                 continue
             if not args.rescore:
                 run(train)
             run(evaluate)
             commands += [shlex.join(train[2:]), shlex.join(evaluate[2:])]
-            metrics = json.loads((run_dir / "eval.json").read_text())["metrics"]
+            metrics = json.loads((ROOT / run_dir / "eval.json").read_text())["metrics"]
             results.setdefault(variant, {})[str(seed)] = {k: v for k, v in metrics.items() if k != "protocol"}
             results_path.write_text(json.dumps(results, indent=2) + "\n")
     write_table(results, out / "results.md", commands, args)
 
 
 def write_table(results: dict, path: Path, commands: list[str], args) -> None:
-    def cell(values: list[float]) -> str:
-        if len(values) < 2:
-            return f"{values[0]:.4f}" if values else "–"
-        return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    def cell(runs: dict, key: str) -> str:
+        values = [r[key] for r in runs.values() if key in r]
+        if len(values) >= 2:
+            return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        if not values:
+            return "–"
+        (one,) = [r for r in runs.values() if key in r]  # one seed: ± the standard error over test images
+        return f"{values[0]:.4f} ± {one[key + '_se']:.4f}" if key + "_se" in one else f"{values[0]:.4f}"
 
     keys = KEYS + [k for k in ("fid_AtoB", "fid_BtoA") if any(k in r for v in results.values() for r in v.values())]
     lines = [f"CycleGAN Twemoji ↔ OpenMoji, {args.image_size}×{args.image_size}, {args.limit} training pairs, "
-             f"{args.epochs} epochs; mean ± std over seeds; test = held-out emoji (paired with their true counterparts)", "",
+             f"{args.epochs} epochs; mean ± std over seeds (one seed: ± standard error over the test images); "
+             "test = held-out emoji (paired with their true counterparts); *_gain: paired margin over the input", "",
              "| variant | seeds | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     first = next(iter(next(iter(results.values())).values()), {})
     baseline = [None if k.endswith("_gain") else first.get(k.replace("_AtoB", "_AtoB_input").replace("_BtoA", "_BtoA_input"))
                 for k in keys]
     lines.append("| untranslated input | – | " + " | ".join("–" if b is None else f"{b:.4f}" for b in baseline) + " |")
     for variant, runs in results.items():
-        row = [cell([r[k] for r in runs.values() if k in r]) for k in keys]
+        row = [cell(runs, k) for k in keys]
         lines.append(f"| {variant} | {len(runs)} | " + " | ".join(row) + " |")
     lines += ["", "Commands (from the repository root):", "", "```", *commands, "```", ""]
     path.write_text("\n".join(lines))
