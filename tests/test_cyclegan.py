@@ -179,6 +179,8 @@ def test_translate_command(tmp_path, root):
         assert a.size == (50, 30)
     result = runner.invoke(app, ["translate", str(run), str(inputs), "--direction", "sideways", "-o", str(out)])
     assert "AtoB, BtoA" in str(result.exception)
+    result = runner.invoke(app, ["sample", str(run), "--n", "4", "-o", str(tmp_path / "x.png")])
+    assert isinstance(result.exception, GenlabError) and "genlab translate" in str(result.exception)
 
 
 def test_native_translation_pads_to_the_stride_and_crops_back(root):

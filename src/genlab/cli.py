@@ -94,11 +94,16 @@ def sample(
     from genlab.runs import load_run
     from genlab.viz.grids import save_image_grid
 
-    config, model, _ = load_run(run_dir)
-    if text is not None:
-        from genlab import registry
+    from genlab import registry
 
-        if not registry.get(config.model.family).can("text"):
+    config, model, _ = load_run(run_dir)
+    family = registry.get(config.model.family)
+    if text is None and not family.can("sample"):
+        hint = "pass --text CAPTION" if family.can("text") else \
+            "use `genlab translate`" if family.can("translate") else "it has no sampler"
+        raise GenlabError(f"the {family.name} model of {run_dir} does not sample unconditionally: {hint}")
+    if text is not None:
+        if not family.can("text"):
             text_families = ", ".join(f for f in registry.names() if registry.get(f).can("text"))
             raise GenlabError(f"--text: the {config.model.family} model of {run_dir} does not generate from text; "
                               f"omit --text (families that do: {text_families})")
