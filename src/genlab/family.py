@@ -19,8 +19,9 @@ from typing import Any
 
 #: what a model can do, as the demo, the figures and ``genlab sample`` ask it
 #: sample: ``model.sample(n, cond, generator)``; classes: ``cond`` takes class labels;
-#: reconstruct: ``model.reconstruct(images)``; translate: ``model.translate(images, direction)``;
-#: text: ``model.sample(n, text=[...])``; latent: ``model.decode_latent(z, cond)`` for latents ``z``
+#: reconstruct: ``model.reconstruct(images)``; translate: ``model.translate(images, direction)`` and
+#: ``model.cycle(images, direction)``; text: ``model.sample(n, text=[...])`` and ``model.text_grid(n, texts,
+#: generator) -> PreviewGrid`` (what ``genlab sample --text`` writes); latent: ``model.decode_latent(z, cond)`` for latents ``z``
 #: ``(N, config.model.latent_dim)`` of the prior N(0, I) (the demo's latent explorer and interpolation)
 ABILITIES = frozenset({"sample", "classes", "reconstruct", "translate", "text", "latent"})
 #: the data sources the loop can build for a family (see :mod:`genlab.data.sources`)
