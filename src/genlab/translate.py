@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
@@ -23,6 +22,7 @@ from genlab.data.folders import list_image_files
 from genlab.data.images import IMAGE_SUFFIXES, decode_image
 from genlab.errors import DataError, GenlabError, ImageDecodeError
 from genlab.runs import load_run
+from genlab.viz.grids import grid_to_uint8
 
 #: Pillow format by output suffix
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "PNG",
@@ -64,8 +64,7 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
 
 def _save(image: torch.Tensor, path: Path) -> None:
     """``(C, H, W)`` in [0, 1] → an 8-bit file in the format of ``path``'s suffix, atomically."""
-    array = image.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    pil = Image.fromarray(array[..., 0] if array.shape[2] == 1 else np.ascontiguousarray(array))
+    pil = Image.fromarray(grid_to_uint8(image))
     fmt = _FORMATS.get(path.suffix.lower(), "PNG")
     atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))
 
@@ -89,7 +88,7 @@ def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise GenlabError(f"{existing[0]}{more} already exist; pass --overwrite to replace them")
-    channels = config.data.channels if direction == "AtoB" else (config.data.channels_b or config.data.channels)
+    channels = config.data.source_channels(direction)
     report = TranslateReport()
     for source, target in tqdm(pairs, desc=f"translate {direction}", disable=not progress, dynamic_ncols=True):
         try:
