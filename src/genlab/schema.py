@@ -52,6 +52,15 @@ class DataConfig:
     captions_per_image: int = 10  # captioned families: at most this many captions per image (CUB has 10)
     cub_embedding_dim: int = 1024  # data.name=cub: size of the precomputed caption embeddings (char-CNN-RNN: 1024)
 
+    @property
+    def domain_b_channels(self) -> int:
+        """Channels of domain B in two-domain families: ``channels_b``, or ``channels`` when null."""
+        return self.channels_b or self.channels
+
+    def source_channels(self, direction: str) -> int:
+        """Channels of the images a two-domain model translates from: A for ``AtoB``, B for ``BtoA``."""
+        return self.channels if direction == "AtoB" else self.domain_b_channels
+
     def __post_init__(self) -> None:
         check(self.limit is None or self.limit > 0, "data.limit", self.limit, "a positive integer or null")
         check(self.test_limit is None or self.test_limit > 0, "data.test_limit", self.test_limit,

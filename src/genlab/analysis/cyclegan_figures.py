@@ -16,6 +16,20 @@ from genlab.schema import Config
 from genlab.viz.plots import plot_image_grid_figure
 
 CYCLE_IMAGES = 6
+COLUMNS = {"AtoB": ("a", "G_A(a)", "G_B(G_A(a))"), "BtoA": ("b", "G_B(b)", "G_A(G_B(b))")}
+
+
+def cycle_rows(model, data, n: int) -> dict[str, torch.Tensor]:
+    """For the first ``n`` items of an unpaired source, per direction: images ``(3n, 3, S, S)`` in
+    [0, 1], rows of input | translation | reconstruction (grey domains shown as RGB)."""
+    fixed = data.paired(torch.arange(min(n, len(data))), model.device)
+    rows = {}
+    for direction, key in (("AtoB", "image"), ("BtoA", "image_b")):
+        real = (fixed[key] + 1.0) / 2.0
+        there, back = model.cycle(real, direction)
+        triple = [x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in (real, there, back)]
+        rows[direction] = torch.stack(triple, dim=1).flatten(0, 1).cpu()
+    return rows
 
 
 def write_cyclegan_figures(model, config: Config, out_dir: str | Path) -> list[Path]:
@@ -23,14 +37,6 @@ def write_cyclegan_figures(model, config: Config, out_dir: str | Path) -> list[P
     (training images if there is no test split); returns the paths written."""
     out_dir = Path(out_dir)
     data = load_source(config.data, "test", "unpaired") or load_source(config.data, "train", "unpaired")
-    fixed = data.paired(torch.arange(min(CYCLE_IMAGES, len(data))), model.device)
-    written = []
-    for direction, key, names in (("AtoB", "image", ("a", "G_A(a)", "G_B(G_A(a))")),
-                                  ("BtoA", "image_b", ("b", "G_B(b)", "G_A(G_B(b))"))):
-        real = (fixed[key] + 1.0) / 2.0
-        there, back = model.cycle(real, direction)
-        rows = torch.stack([x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in (real, there, back)], dim=1)
-        written.append(plot_image_grid_figure(rows.flatten(0, 1).cpu(), 3, out_dir / f"cycle_{direction}.png",
-                                              title=f"cycle {direction}",
-                                              col_labels=list(names)))
-    return written
+    return [plot_image_grid_figure(images, 3, out_dir / f"cycle_{direction}.png", title=f"cycle {direction}",
+                                   col_labels=list(COLUMNS[direction]))
+            for direction, images in cycle_rows(model, data, CYCLE_IMAGES).items()]

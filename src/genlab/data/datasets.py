@@ -111,7 +111,7 @@ def load_unpaired_split(data: DataConfig, split: str) -> tuple[ImageTensors, Ima
                         f"allowed: data.name=folder (trainA/ trainB/ testA/ testB/ under data.root) or two emoji "
                         f"sets ({', '.join(emoji.EMOJI_DATASETS)}) as data.name and data.name_b")
     return (_limited(domains[0], data, split, data.channels),
-            _limited(domains[1], data, split, data.channels_b or data.channels), aligned)
+            _limited(domains[1], data, split, data.domain_b_channels), aligned)
 
 
 def load_source(data: DataConfig, split: str, kind: str) -> DataSource | None:
@@ -124,7 +124,7 @@ def load_source(data: DataConfig, split: str, kind: str) -> DataSource | None:
         if domains is None:
             return None
         a, b, aligned = domains
-        return UnpairedSource(a, b, data, dataclasses.replace(data, channels=data.channels_b or data.channels),
+        return UnpairedSource(a, b, data, dataclasses.replace(data, channels=data.domain_b_channels),
                               aligned=aligned)
     if kind == "captioned":
         from genlab.data.captioned import load_captioned_source  # text encoders load only for text families

@@ -184,7 +184,7 @@ def translate_upload(run: DemoRun, path: str | Path, direction: str, *,
     if direction not in ("AtoB", "BtoA"):
         raise GenlabError(f"direction: got {direction!r}; allowed: AtoB, BtoA")
     data = run.config.data
-    channels = data.channels if direction == "AtoB" else (data.channels_b or data.channels)
+    channels = data.source_channels(direction)
     x = load_upload(path, dataclasses.replace(data, channels=channels, binarize="none"), max_bytes=max_bytes)
     if data.value_range == "symmetric":
         x = (x + 1.0) / 2.0

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.adversarial.steps import Tricks, discriminator_loss, generator_loss
-from genlab.analysis.cyclegan_figures import write_cyclegan_figures
+from genlab.analysis.cyclegan_figures import cycle_rows, write_cyclegan_figures
 from genlab.data.transforms import JITTER_RATIO, random_jitter
 from genlab.eval.translation_metrics import evaluate_translation
 from genlab.family import Family
@@ -133,11 +133,6 @@ class ImagePool:
         return torch.stack(out)
 
 
-def _rgb(x: torch.Tensor) -> torch.Tensor:
-    """Grey images as RGB, for grids that mix domains."""
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
 class CycleGAN(GenerativeModel):
     """Generators ``G_A`` (A → B), ``G_B`` (B → A); discriminators ``D_A`` (on B), ``D_B`` (on A).
 
@@ -153,7 +148,7 @@ class CycleGAN(GenerativeModel):
         m, d = config.model, config.data
         check(d.value_range == "symmetric", "data.value_range", d.value_range,
               "'symmetric' (the generators' tanh output is in [-1, 1])")
-        self.channels_a, self.channels_b = d.channels, d.channels_b or d.channels
+        self.channels_a, self.channels_b = d.channels, d.domain_b_channels
         check(m.lambda_identity == 0 or self.channels_a == self.channels_b, "model.lambda_identity", m.lambda_identity,
               f"0 when the domains differ in channels (data.channels={self.channels_a}, "
               f"data.channels_b={self.channels_b}): G_A(b) cannot be compared with b")
@@ -319,14 +314,7 @@ class CycleGAN(GenerativeModel):
     @torch.no_grad()
     def preview(self, data, generator):
         """Fixed test images, both directions: rows of real | translated | reconstructed."""
-        fixed = data.paired(torch.arange(min(8, len(data))), self.device)
-        grids = {}
-        for direction, key in (("AtoB", "image"), ("BtoA", "image_b")):
-            real = (fixed[key] + 1.0) / 2.0
-            there, back = self.cycle(real, direction)
-            rows = torch.stack([_rgb(real), _rgb(there), _rgb(back)], dim=1).flatten(0, 1)
-            grids[direction] = PreviewGrid(rows.cpu(), nrow=3)
-        return grids
+        return {direction: PreviewGrid(rows, nrow=3) for direction, rows in cycle_rows(self, data, 8).items()}
 
 
 FAMILY = Family(
