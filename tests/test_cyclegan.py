@@ -209,5 +209,7 @@ def test_two_processes_train_and_resume(tmp_path, root):
 
 def test_resume_refuses_another_number_of_epochs_under_the_decay(tmp_path, root):
     run = train(tiny(root, "train.epochs=1", "model.decay_epochs=1"), tmp_path / "run")
+    saved = (run / "config.yaml").read_text()
     with pytest.raises(GenlabError, match="train.epochs=1 under a learning-rate schedule"):
         train(tiny(root, "train.epochs=3", "model.decay_epochs=1"), run, resume=True)
+    assert (run / "config.yaml").read_text() == saved  # a refused resume changes nothing

@@ -95,7 +95,10 @@ class _StopRequest:
 
 
 def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: bool) -> None:
-    """Create ``run_dir``; refuse to train over an existing run unless resuming or overwriting."""
+    """Create ``run_dir``; refuse to train over an existing run unless resuming or overwriting.
+
+    ``config.yaml`` is written by :func:`train` once the checkpoint (if any) has accepted the config,
+    so a refused resume leaves the run as it was."""
     run_dir = Path(run_dir)
     saved = run_dir / "config.yaml"
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
@@ -109,7 +112,6 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
     if resume and saved.is_file():
         _check_same_experiment(_saved_config_with_defaults(saved), config.to_dict(), saved)
     run_dir.mkdir(parents=True, exist_ok=True)
-    saved.write_text(config.to_yaml())
 
 
 def _saved_config_with_defaults(path: Path) -> dict:
@@ -428,6 +430,7 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
                 trainer.initialise_from(config.train.init_from)
             trainer.copy_weight_sources()
         if ctx.is_main:
+            atomic_write_text(Path(run_dir) / "config.yaml", config.to_yaml())
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
             log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
                      counts, len(trainer.train_data), ctx.world_size, ctx.device)
