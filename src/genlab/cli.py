@@ -91,10 +91,9 @@ def sample(
 
     import torch
 
+    from genlab import registry
     from genlab.runs import load_run
     from genlab.viz.grids import save_image_grid
-
-    from genlab import registry
 
     config, model, _ = load_run(run_dir)
     family = registry.get(config.model.family)

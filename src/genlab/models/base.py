@@ -140,7 +140,8 @@ class GenerativeModel(nn.Module):
         ``data`` is the test split's data source (the training split's if there is none), for
         previews of fixed inputs (translations, captions); ``generator`` is seeded the same every
         epoch, so grids of different epochs show the same noise. The default: 100 samples in a
-        10×10 grid, one row per class for conditional models (classes cycle when there are more than 10).
+        10×10 grid; a conditional model gets its classes in equal consecutive blocks of 100 // classes
+        images (one row per class for 10 classes; one image per class, cycling, above 100 classes).
         """
         n, classes = 100, self.num_classes
         cond = (torch.arange(n) // max(1, n // classes)) % classes if classes else None
