@@ -31,15 +31,11 @@ from genlab.data.datasets import load_source
 from genlab.errors import DataError
 from genlab.eval.features import InceptionFeatures, extract_features
 from genlab.eval.gan_metrics import fid_kid, quantise_8bit
+from genlab.eval.likelihood import mean_and_stderr
 from genlab.schema import Config
 
 LPIPS_NOTE = ("not reported: no packaged offline LPIPS network (the lpips package and torchmetrics download "
               "their AlexNet/VGG backbone from torchvision)")
-
-
-def _mean_se(values: torch.Tensor) -> tuple[float, float]:
-    values = values.double()
-    return float(values.mean()), float(values.std(unbiased=True) / len(values) ** 0.5) if len(values) > 1 else 0.0
 
 
 def per_image_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -52,7 +48,7 @@ def per_image_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torc
 
 def paired_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tuple[float, float]]:
     """:func:`per_image_errors` as ``{name: (mean, standard error)}``."""
-    return {name: _mean_se(values) for name, values in per_image_errors(pred, target).items()}
+    return {name: mean_and_stderr(values) for name, values in per_image_errors(pred, target).items()}
 
 
 def _translate_all(model, images: torch.Tensor, direction: str, batch_size: int) -> torch.Tensor:
@@ -73,17 +69,17 @@ def evaluate_translation(model, config: Config) -> dict[str, Any]:
         other = "BtoA" if direction == "AtoB" else "AtoB"
         translated[direction] = quantise_8bit(_translate_all(model, domains[src], direction, bs))
         recon[direction] = quantise_8bit(_translate_all(model, translated[direction], other, bs))
-        metrics[f"cycle_l1_{direction}"] = _mean_se((recon[direction] - domains[src]).abs().flatten(1).mean(1))[0]
+        metrics[f"cycle_l1_{direction}"] = mean_and_stderr((recon[direction] - domains[src]).abs().flatten(1).mean(1))[0]
         if test.aligned:
             errors = per_image_errors(translated[direction], domains[dst])
             for name, values in errors.items():
-                metrics[f"{name}_{direction}"], metrics[f"{name}_{direction}_se"] = _mean_se(values)
+                metrics[f"{name}_{direction}"], metrics[f"{name}_{direction}_se"] = mean_and_stderr(values)
             if domains[src].shape[1] == domains[dst].shape[1]:
                 for name, values in per_image_errors(domains[src], domains[dst]).items():
-                    metrics[f"{name}_{direction}_input"], metrics[f"{name}_{direction}_input_se"] = _mean_se(values)
+                    metrics[f"{name}_{direction}_input"], metrics[f"{name}_{direction}_input_se"] = mean_and_stderr(values)
                     # the margin over the input, image by image (paired: both errors share the image)
                     better = values - errors[name] if name == "l1" else errors[name] - values
-                    metrics[f"{name}_{direction}_gain"], metrics[f"{name}_{direction}_gain_se"] = _mean_se(better)
+                    metrics[f"{name}_{direction}_gain"], metrics[f"{name}_{direction}_gain_se"] = mean_and_stderr(better)
     skipped = {}
     if not test.aligned:
         skipped["paired"] = "not applicable: the test domains are not aligned (no known true translations)"
