@@ -94,6 +94,39 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path, monk
     assert all(torch.isfinite(w).all() for w in weights(run).values())
 
 
+def test_finite_loss_with_nan_gradient_stops_before_the_weights_change(tmp_path, monkeypatch):
+    """A finite loss can have a NaN gradient (bf16 overflow); the step is refused like a NaN loss."""
+    original = GenerativeModel.step_optimizer
+
+    def poisoned(self, name, loss, scaler=None):
+        if self._poison_at == 3:  # finite value, NaN gradient: d/dx of sqrt(x - x) at 0 is inf * 0
+            zero = next(self.parameters()).sum() * 0.0
+            loss = loss + (zero - zero).clamp_min(0.0).sqrt() * 0.0
+        self._poison_at += 1
+        return original(self, name, loss)
+
+    monkeypatch.setattr(GenerativeModel, "_poison_at", 1, raising=False)
+    monkeypatch.setattr(GenerativeModel, "step_optimizer", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"step 3 \(epoch 1, batch 3\).*gradient of loss 'vae' \(which is "
+                                               r"[0-9.]+\) has norm nan"):
+        train(tiny_config("vae-mnist", "train.epochs=2", "train.checkpoint_every_steps=1"), tmp_path / "run")
+    assert all(torch.isfinite(w).all() for w in weights(tmp_path / "run").values())
+
+
+def test_precision_auto_is_resolved_from_the_cpu_and_recorded(tmp_path, monkeypatch):
+    from genlab.core import hardware
+
+    for features, expected in ((("AVX2",), "fp32"), (("AVX2", "AVX-512", "AVX512_BF16"), "bf16"),
+                               (("AVX2", "AVX-512", "AMX"), "bf16")):
+        monkeypatch.setattr(hardware, "cpu_info", lambda f=features: hardware.CPUInfo("test CPU", 2, f))
+        assert hardware.resolve_precision("auto", torch.device("cpu"))[0] == expected
+        assert hardware.resolve_precision("fp32", torch.device("cpu"))[0] == "fp32"
+    monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CPUInfo("test CPU", 2, ("AVX2",)))
+    run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "run")
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "fp32"
+    assert "precision fp32: the CPU has no native bf16" in (run / "train.log").read_text()
+
+
 def test_cosine_schedule_resumes_exactly(tmp_path):
     """A kill after step 3 of 8 (dropping newer checkpoints) and --resume give the uninterrupted run."""
     extra = ("train.epochs=2", "train.lr_schedule=cosine", "train.lr=0.01", "train.checkpoint_every_steps=1",

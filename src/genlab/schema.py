@@ -88,7 +88,9 @@ class TrainConfig:
     #: a run directory whose newest checkpoint's weights (not its optimizer state) start this run
     #: (fine-tuning); null: random initialisation
     init_from: str | None = None
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (CPU and CUDA)
+    #: bf16: autocast forward passes (CPU and CUDA); auto: bf16 where the hardware runs it natively
+    #: (AVX512_BF16 / AMX CPUs, bf16 GPUs), else fp32. A run's config.yaml records the precision chosen.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA if available, else CPU
     sync_batchnorm: bool = False  # with several processes on GPUs: BatchNorm statistics over the global batch
     channels_last: bool = True  # NHWC memory layout for convolutions (about 1.3x faster on a 2-core CPU)

@@ -45,7 +45,7 @@ from genlab.analysis.cyclegan_figures import cycle_rows, write_cyclegan_figures
 from genlab.data.transforms import JITTER_RATIO, random_jitter
 from genlab.eval.translation_metrics import evaluate_translation
 from genlab.family import Family
-from genlab.models.base import GenerativeModel, PreviewGrid
+from genlab.models.base import GenerativeModel, PreviewGrid, adam
 from genlab.nn.init import init_normal_
 from genlab.nn.patchgan import PatchDiscriminator
 from genlab.nn.resnet_gen import ResnetGenerator
@@ -163,10 +163,8 @@ class CycleGAN(GenerativeModel):
         check(min(self.D_A.output_size(d.image_size, d.image_size)) >= 1, "data.image_size", d.image_size,
               f"at least 32 for model.discriminator={m.discriminator} (its logit map would be empty)")
         betas = tuple(m.betas)
-        self.g_optimizer = torch.optim.Adam([*self.G_A.parameters(), *self.G_B.parameters()], lr=config.train.lr,
-                                            betas=betas)
-        self.d_optimizer = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=config.train.lr,
-                                            betas=betas)
+        self.g_optimizer = adam([*self.G_A.parameters(), *self.G_B.parameters()], config.train.lr, betas)
+        self.d_optimizer = adam([*self.D_A.parameters(), *self.D_B.parameters()], config.train.lr, betas)
         self.tricks = Tricks(loss=m.loss)
         self.pool_A, self.pool_B = ImagePool(m.pool_size), ImagePool(m.pool_size)  # fakes of A, of B
 

@@ -48,7 +48,7 @@ from genlab.adversarial.tricks import DIFFAUG_POLICIES, EMA, parse_policy
 from genlab.analysis.gan_figures import write_gan_figures
 from genlab.eval.gan_metrics import evaluate_gan
 from genlab.family import Family
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, adam
 from genlab.models.gan_nets import (
     FCDiscriminator,
     FCGenerator,
@@ -199,8 +199,8 @@ class GAN(GenerativeModel):
             self._ema = None
         lr = config.train.lr
         betas = tuple(m.betas)
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=m.g_lr or lr, betas=betas)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=m.d_lr or lr, betas=betas)
+        self.g_optimizer = adam(self.generator.parameters(), m.g_lr or lr, betas)
+        self.d_optimizer = adam(self.discriminator.parameters(), m.d_lr or lr, betas)
         self.tricks = Tricks.from_config(m)
 
     def _build_networks(self) -> tuple[nn.Module, nn.Module]:

@@ -60,7 +60,7 @@ from genlab.data.captioned import text_dim, text_encoder_for
 from genlab.errors import ConfigError, GenlabError
 from genlab.eval.stackgan_metrics import evaluate_stackgan
 from genlab.family import Family
-from genlab.models.base import GenerativeModel, PreviewGrid, WeightSource
+from genlab.models.base import GenerativeModel, PreviewGrid, WeightSource, adam
 from genlab.models.stackgan_losses import kl_term, matching_aware_d_loss
 from genlab.models.stackgan_nets import (
     MatchingAwareDiscriminator,
@@ -198,8 +198,8 @@ class StackGAN(GenerativeModel):
         if self.stage1 is not None:
             self.stage1.requires_grad_(False).eval()
         lr, betas = config.train.lr, tuple(m.betas)
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=m.g_lr or lr, betas=betas)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=m.d_lr or lr, betas=betas)
+        self.g_optimizer = adam(self.generator.parameters(), m.g_lr or lr, betas)
+        self.d_optimizer = adam(self.discriminator.parameters(), m.d_lr or lr, betas)
         self.tricks = Tricks.from_config(m)
 
     # --- contract ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from torch import nn
 from genlab.analysis.vae_figures import write_vae_figures
 from genlab.eval.vae_metrics import evaluate_vae
 from genlab.family import Family
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, adam
 from genlab.models.vae_losses import bernoulli_nll, gaussian_kl, reparameterize
 from genlab.schema import Config, ModelConfig, canonical_preset, check
 
@@ -225,7 +225,7 @@ class VAE(GenerativeModel):
               "'unit' (a Bernoulli decoder models pixels in [0, 1])")
         self.encoder = self.build_encoder()
         self.decoder = self.build_decoder()
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=config.train.lr)  # seed: Keras Adam, lr 1e-3
+        self.optimizer = adam(self.parameters(), config.train.lr)  # seed: Keras Adam, lr 1e-3
 
     def build_encoder(self) -> nn.Module:
         m, d = self.config.model, self.config.data

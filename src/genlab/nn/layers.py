@@ -34,6 +34,10 @@ class InstanceNorm(nn.GroupNorm):
     Unlike PyTorch's norms it accepts a 1×1 map in training, where x − mean = 0 and it returns β (0
     without affine) — what TF-Addons' ``InstanceNormalization`` (itself a GroupNormalization with
     groups = channels) computes, and what the seed U-Net's innermost layer relies on.
+
+    Statistics are computed in fp32 and the result returned in the input's dtype: under bf16
+    autocast PyTorch's CPU group norm runs in bf16, about 4x slower than fp32 on channels-last maps
+    (and with 8-bit mantissa sums); measured in CycleGAN's step, where it took 70 % of the time.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5, affine: bool = False):
@@ -43,7 +47,7 @@ class InstanceNorm(nn.GroupNorm):
         if x.shape[-1] * x.shape[-2] == 1:
             y = x - x  # exact zeros that keep dtype, device and the graph
             return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
-        return super().forward(x)
+        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).to(x.dtype)
 
 
 def make_norm(kind: NormKind, channels: int, *, affine: bool = False, eps: float = 1e-5) -> nn.Module:

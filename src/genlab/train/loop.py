@@ -24,7 +24,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,13 @@ from genlab import __version__, registry
 from genlab.config import Config, config_from_dict
 from genlab.core.atomic import atomic_write_text, file_digest
 from genlab.core.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from genlab.core.hardware import resolve_precision
 from genlab.core.noise import SharedNoise
 from genlab.core.runlog import RunLogger
 from genlab.data.datasets import load_source
 from genlab.data.sources import DataSource, epoch_batches, iterate_eval_batches
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
-from genlab.models.base import GenerativeModel, NonFiniteLoss
+from genlab.models.base import GenerativeModel, NonFiniteLoss, load_optimizer_state
 from genlab.runs import copy_weights, latest_checkpoint, load_state_into
 from genlab.train.distributed import DistContext
 from genlab.viz.grids import save_image_grid
@@ -250,7 +251,7 @@ class Trainer:
                 continue
             load_state_into(self.model, state, path, self.config.model.family)
             for name, opt in self.model.optimizers().items():
-                opt.load_state_dict(state["optimizers"][name])
+                load_optimizer_state(opt, state["optimizers"][name])
             for name, sched in self.model.schedulers().items():
                 sched.load_state_dict(state["schedulers"][name])
             loop = state["loop"]
@@ -326,7 +327,9 @@ class Trainer:
                     raise TrainingDiverged(
                         f"training diverged at step {st.step + 1} (epoch {epoch + 1}, batch {b + 1}): {exc}. "
                         f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; lower train.lr, "
-                        "or set train.on_nonfinite=skip to skip such steps") from None
+                        + ("train with train.precision=fp32 (this run uses bf16), "
+                           if cfg.train.precision == "bf16" else "")
+                        + "or set train.on_nonfinite=skip to skip such steps") from None
                 st.skipped_steps += 1
                 log.warning("step %d: %s; step skipped (train.on_nonfinite=skip)", st.step + 1, exc)
                 out = {}
@@ -417,6 +420,9 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
     try:
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
+        precision, why = resolve_precision(config.train.precision, ctx.device)
+        if precision != config.train.precision:
+            config = replace(config, train=replace(config.train, precision=precision))
         if ctx.is_main:
             prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
         ctx.barrier()
@@ -434,6 +440,7 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
             log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
                      counts, len(trainer.train_data), ctx.world_size, ctx.device)
+            log.info("precision %s: %s", precision, why)
         trainer.fit()
         return Path(run_dir)
     finally:
