@@ -19,7 +19,8 @@ test:  ## set up with test tools, then run the test suite on both cores (the bro
 setup:
 	bash scripts/setup.sh
 
-bench:  ## quality and speed benchmarks of issues 2 and 3 (many hours on a 2-core CPU); BENCHMARKS.md reports them
+bench:  ## quality and speed benchmarks (many hours on a 2-core CPU); BENCHMARKS.md reports them
+	$(PYTHON) -m genlab bench -o benchmarks/results/speed.json
 	bash benchmarks/vae_quality.sh
 	bash benchmarks/gan_quality.sh
 	$(PYTHON) benchmarks/gan_experiments.py ablation $(GAN_BUDGET) --set model.width=32

@@ -1,4 +1,4 @@
-"""Command line: ``genlab train | info | sample | eval | translate | figures | report | demo | evaluator train``.
+"""Command line: ``genlab train | info | sample | eval | translate | figures | report | demo | bench | evaluator train``.
 
 Every user mistake (bad config key, missing run, corrupt checkpoint or image) is a
 :class:`~genlab.errors.GenlabError`; :func:`main` prints its message and exits with status 2.
@@ -255,6 +255,29 @@ def evaluator_text_match(
     _, meta = matcher_for(load_config(config, overrides or []))
     typer.echo(f"matcher {meta['path']} (trained now: {meta['trained_now']}; last-epoch in-batch top-1 "
                f"{float(meta.get('final_batch_top1', 'nan')):.3f})")
+
+
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="The default configs with 3 steps each and short peaks "
+                               "(under 2 minutes on a 2-core CPU); without it every case, 20 steps each."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads [default: torch's, all cores]."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Timed steps per loop and case [default: 3 quick, 20 full]."),
+    only: list[str] | None = typer.Option(None, "--only", help="Only cases whose label contains this text "
+                                          "(repeatable), e.g. --only CycleGAN."),
+    features: bool = typer.Option(True, "--features/--no-features", help="Also time FID feature extraction."),
+    configs: Path | None = typer.Option(None, "--configs", help="Folder of the configs [default: the checkout's configs/]."),
+    output: Path = typer.Option(Path("runs/bench.json"), "-o", "--output",
+                                help="JSON file to write; the Markdown table goes beside it (.md)."),
+) -> None:
+    """Speed on this machine: genlab's train steps beside plain fp32 eager loops, FLOPs, peaks, memory, sampling."""
+    from genlab.bench.run import markdown, run_bench, write_results
+
+    result = run_bench(quick=quick, threads=threads, configs=configs, steps=steps, features=features,
+                       only=only, progress=lambda line: typer.echo(line, err=True))
+    write_results(result, output)
+    typer.echo(markdown(result))
+    typer.echo(f"wrote {output} and {output.with_suffix('.md')} ({result['seconds']:.0f} s)")
 
 
 def main() -> None:

@@ -1,0 +1,131 @@
+"""``genlab bench``: the whole speed picture of this machine in one command.
+
+Prints the CPU (name, cores, AVX2 / AVX-512 / AVX512_BF16 / AMX), the matmul and conv peaks per
+dtype, then one row per benchmark case (each family's default config and the seed presets):
+genlab's train step beside the plain fp32 eager step, FLOPs, achieved GFLOP/s and their share of the
+conv peak of the dtype in use, the data pipeline's share of the step, peak memory, sampling
+throughput; and FID feature extraction beside a plain fp32 eager pass. ``--quick`` runs the
+default configs with few steps (under 2 minutes on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genlab.bench.speed import compute_peaks, train_step_speed
+from genlab.core.hardware import cpu_info
+from genlab.errors import GenlabError
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark row: a config file (under the configs folder) with overrides."""
+
+    label: str
+    config: str
+    overrides: tuple[str, ...] = ()
+    quick: bool = True  # also in --quick
+
+
+CASES = (
+    Case("VAE, lab-report (MNIST)", "vae-mnist.yaml"),
+    Case("CVAE, lab-report (MNIST)", "cvae-mnist.yaml", quick=False),
+    Case("FCGAN, lab-report (MNIST 56 px)", "fcgan-mnist.yaml"),
+    Case("DCGAN, Radford (Twemoji 64 px)", "dcgan-emoji.yaml"),
+    Case("DCGAN, lab-report (Twemoji 96×96×3)", "dcgan-emoji.yaml", ("model.preset=lab-report", "data.image_size=96")),
+    Case("CycleGAN, ResNet-6 (emoji 64 px)", "cyclegan-emoji.yaml"),
+    Case("CycleGAN, U-Net resize decoder (emoji 64 px)", "cyclegan-emoji.yaml",
+         ("model.generator=unet", "model.upsample=resize"), quick=False),
+    Case("StackGAN Stage-I (emoji 64 px)", "stackgan-emoji.yaml", ("data.image_size=64",)),
+    Case("StackGAN Stage-I, CPU config (emoji 32 px)", "stackgan-emoji.yaml", quick=False),
+)
+
+
+def configs_dir() -> Path:
+    """The repository's ``configs/`` folder (genlab installed from a checkout, as the README's setup does)."""
+    for candidate in (Path(__file__).resolve().parents[3] / "configs", Path.cwd() / "configs"):
+        if candidate.is_dir():
+            return candidate
+    raise GenlabError("genlab bench needs the configs/ folder of a genlab checkout; run it from the repository "
+                      "root or pass --configs DIR")
+
+
+def _share(row: dict, peaks: dict) -> float:
+    return row["genlab_gflops"] / peaks[row["precision"]]["conv"]
+
+
+def markdown(result: dict) -> str:
+    """The results as the Markdown table that BENCHMARKS.md shows."""
+    peaks = result["peaks"]
+    lines = [f"CPU: {result['cpu']}; {result['threads']} threads; peaks GFLOP/s: "
+             + "; ".join(f"{d} matmul {p['matmul']:.0f}, conv {p['conv']:.0f}" for d, p in peaks.items()), "",
+             "| case | batch | precision | genlab img/s | plain fp32 img/s | × | GFLOP/step | genlab GFLOP/s "
+             "(% conv peak) | data % | peak MiB | sample img/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in result["train"]:
+        plain = f"{row['plain_fp32_eager']:.1f}" if "plain_fp32_eager" in row else "—"
+        ratio = f"**{row['ratio']:.2f}×**" if "ratio" in row else "—"
+        mem = f"{row['peak_rss_mib']:.0f}" if row.get("peak_rss_mib") else "—"
+        sample = f"{row['sample_images_per_s']:.0f}" if "sample_images_per_s" in row else "—"
+        lines.append(f"| {row['label']} | {row['batch_size']} | {row['precision']} | {row['genlab']:.1f} | {plain} | "
+                     f"{ratio} | {row['gflop_per_step']:.2f} | {row['genlab_gflops']:.0f} ({100 * _share(row, peaks):.0f} %) "
+                     f"| {100 * row['data_share']:.1f} | {mem} | {sample} |")
+    feats = result.get("features")
+    if feats:
+        lines += ["", f"FID features (TF-Inception, {feats['images']} images): genlab {feats['genlab']:.1f} img/s "
+                      f"({feats.get('precision', '?')}), plain fp32 eager {feats['plain_fp32_eager']:.1f} img/s, "
+                      f"**{feats['ratio']:.2f}×**"]
+    return "\n".join(lines)
+
+
+def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path | None = None,
+              steps: int | None = None, features: bool = True, only: list[str] | None = None,
+              progress=print) -> dict:
+    """Measure every case (``quick``: the quick ones with few steps); returns the results dict."""
+    cases = [c for c in CASES if (c.quick or not quick) and (not only or any(o in c.label for o in only))]
+    if not cases:
+        raise GenlabError(f"genlab bench: no case matches --only {' '.join(only or [])!r}"
+                          f"{' with --quick' if quick else ''}; cases: {'; '.join(c.label for c in CASES)}")
+    if threads:
+        torch.set_num_threads(threads)
+    folder = configs or configs_dir()
+    started = time.perf_counter()
+    info = cpu_info()
+    result = {"cpu": info.describe(), "features_present": list(info.features), "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "quick": quick}
+    progress(f"CPU: {result['cpu']}; torch {torch.__version__}, {result['threads']} threads")
+    result["peaks"] = compute_peaks(0.3 if quick else 2.0)
+    for dtype, peak in result["peaks"].items():
+        progress(f"peak {dtype}: matmul {peak['matmul']:.0f} GFLOP/s, conv {peak['conv']:.0f} GFLOP/s")
+    result["train"] = []
+    for case in cases:
+        path = folder / case.config
+        if not path.is_file():
+            raise GenlabError(f"genlab bench: config {path} not found (case {case.label!r})")
+        n_steps = steps or (3 if quick else 20)
+        block = min(5, n_steps)
+        row = {"label": case.label} | train_step_speed(path, list(case.overrides), steps=n_steps, block=block)
+        result["train"].append(row)
+        ratio = f", plain {row['plain_fp32_eager']:.1f} ({row['ratio']:.2f}×)" if "ratio" in row else ", no plain baseline"
+        progress(f"{case.label}: genlab {row['genlab']:.1f} images/s ({row['precision']}){ratio}")
+    if features:
+        from genlab.bench.features import feature_extraction_speed
+
+        result["features"] = feature_extraction_speed(num_images=32 if quick else 128, blocks=1 if quick else 2)
+        progress(f"FID features: genlab {result['features']['genlab']:.1f} images/s, plain "
+                 f"{result['features']['plain_fp32_eager']:.1f} ({result['features']['ratio']:.2f}×)")
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def write_results(result: dict, out: Path) -> Path:
+    """``out`` (JSON) and the Markdown table beside it (``.md``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result) + "\n")
+    return out

@@ -1,0 +1,199 @@
+"""Train-step, sampling and compute-peak measurements behind ``genlab bench``.
+
+For one config, :func:`train_step_speed` times genlab's real train step — drawing the batch from
+the family's data source included, in the precision ``train.precision`` resolves to, channels-last
+— beside the family's plain fp32 eager step (:mod:`genlab.bench.plain`) on fresh copies of the same
+networks, in blocks that alternate between the two. It also reports:
+
+* FLOPs per genlab step (``torch.utils.flop_counter``: matmuls and convolutions, forward and
+  backward, counted as 2 FLOPs per multiply-add) and the GFLOP/s both loops achieve;
+* the share of genlab's step spent drawing the batch (the data pipeline);
+* peak resident memory while stepping (Linux: the process's high-water mark, reset first);
+* sampling throughput (images/s of ``sample``/``translate``, as ``genlab sample`` runs it).
+
+:func:`compute_peaks` measures what the CPU can do at all, per dtype: a large matmul and a
+DCGAN-sized convolution, in GFLOP/s, so a step's GFLOP/s can be read as a share of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genlab import registry
+from genlab.bench.plain import PLAIN_STEPS
+from genlab.config import load_config
+from genlab.core.hardware import resolve_precision
+from genlab.core.noise import SharedNoise
+from genlab.data.datasets import load_source
+from genlab.registry import build_model
+
+CPU = torch.device("cpu")
+
+
+# --- peaks ------------------------------------------------------------------------------------------
+def _rate(fn, flops: float, seconds: float) -> float:
+    """GFLOP/s of ``fn`` (``flops`` per call), repeated for at least ``seconds`` after a warm-up call."""
+    fn()
+    calls, started = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - started < seconds:
+        fn()
+        calls += 1
+    return flops * calls / (time.perf_counter() - started) / 1e9
+
+
+@torch.inference_mode()
+def compute_peaks(seconds: float = 1.0) -> dict[str, dict[str, float]]:
+    """Achievable GFLOP/s per dtype (``fp32``, ``bf16``): ``matmul`` (2048² × 2048) and ``conv``
+    (3×3, 256 → 256 channels, 32×32 maps, batch 16, channels-last: the shape of a DCGAN's middle
+    layers), forward only, each repeated for ``seconds``."""
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        n = 2048
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        batch, ch, size = 16, 256, 32
+        x = torch.randn(batch, ch, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        conv = torch.nn.Conv2d(ch, ch, 3, padding=1, bias=False).to(dtype=dtype, memory_format=torch.channels_last)
+        out[name] = {"matmul": _rate(functools.partial(torch.mm, a, b), 2.0 * n ** 3, seconds),
+                     "conv": _rate(functools.partial(conv, x), 2.0 * batch * ch * ch * 9 * size * size, seconds)}
+    return out
+
+
+# --- memory -----------------------------------------------------------------------------------------
+def _reset_peak_rss() -> bool:
+    """Reset this process's resident-memory high-water mark (Linux ≥ 4.0); False where impossible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> float | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else None
+
+
+# --- one config ---------------------------------------------------------------------------------------
+@contextmanager
+def _timer(totals: dict[str, float], key: str):
+    started = time.perf_counter()
+    yield
+    totals[key] = totals.get(key, 0.0) + time.perf_counter() - started
+
+
+def _sampler(model, family, batch: dict[str, torch.Tensor], n: int):
+    """A callable producing ``n`` images the way ``genlab sample`` (or ``translate``) does, or None."""
+    if "translate" in family.abilities:
+        images = batch["image"][:n]
+        return lambda: model.translate(images, "AtoB")
+    if "text" in family.abilities:
+        return lambda: model.sample(n, text="a red apple", generator=torch.Generator().manual_seed(0))
+    if "sample" in family.abilities:
+        return lambda: model.sample(n, generator=torch.Generator().manual_seed(0))
+    return None
+
+
+def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: int = 10, block: int = 5,
+                     batch_size: int | None = None, genlab_only: list[str] = (),
+                     sample_images: int = 64) -> dict:
+    """Images/s of genlab's train step beside the family's plain fp32 eager step, same networks, same process.
+
+    Args:
+        config, overrides: the config file and ``key=value`` overrides for both loops' networks.
+        steps: timed steps per loop (rounded up to whole blocks); ``block`` steps per block.
+        batch_size: the batch (default the config's ``train.batch_size``).
+        genlab_only: overrides for genlab's loop only (e.g. ``train.precision=fp32``).
+        sample_images: images per sampling call.
+
+    Returns:
+        A flat dict: ``genlab`` and ``plain_fp32_eager`` images/s, ``ratio``, ``precision``,
+        ``gflop_per_step``, ``genlab_gflops``, ``plain_gflops``, ``data_share``, ``peak_rss_mib``,
+        ``sample_images_per_s``, and what was run.
+    """
+    size = [f"train.batch_size={batch_size}"] if batch_size else []
+    cfg = load_config(config, [*overrides, *size, *genlab_only])
+    family = registry.get(cfg.model.family)
+    precision, _ = resolve_precision(cfg.train.precision, CPU)
+    data = load_source(cfg.data, "train", family.data_kind)
+    n = cfg.train.batch_size
+    model = build_model(cfg)
+    model.noise = SharedNoise(0)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
+    model.set_lr_schedule("constant", 1)
+    blocks = max(1, -(-steps // block))
+    indices = [torch.randint(0, len(data), (n,), generator=torch.Generator().manual_seed(i)) for i in range(block)]
+
+    plain = PLAIN_STEPS.get(cfg.model.family)
+    plain_step = None
+    if plain is not None and not (cfg.model.family == "stackgan" and cfg.model.stage != 1):
+        plain_cfg = load_config(config, [*overrides, *size, "train.precision=fp32"])
+        plain_step = plain(build_model(plain_cfg), plain_cfg)
+    plain_inputs = [data.batch(i, SharedNoise(k), CPU) for k, i in enumerate(indices)]
+    plain_inputs = [{k: v.contiguous() for k, v in b.items()} for b in plain_inputs]
+
+    totals: dict[str, float] = {}
+    state = {"step": 0}
+
+    def genlab_block():
+        for index in indices:
+            with _timer(totals, "genlab_data"):
+                batch = data.batch(index, model.noise, CPU)
+                batch = {k: v.contiguous(memory_format=layout) if v.dim() == 4 else v for k, v in batch.items()}
+            model.train_step(batch, state["step"])
+            state["step"] += 1
+
+    def plain_block():
+        for batch in plain_inputs:
+            plain_step(batch)
+
+    with FlopCounterMode(display=False) as counter:  # one step, also a warm-up
+        index = indices[0]
+        batch = data.batch(index, model.noise, CPU)
+        model.train_step({k: v.contiguous(memory_format=layout) if v.dim() == 4 else v for k, v in batch.items()}, 0)
+    flops = counter.get_total_flops()
+    rss_reset = _reset_peak_rss()
+    genlab_block()
+    if plain_step:
+        plain_block()
+    totals.clear()
+    for _ in range(blocks):
+        with _timer(totals, "genlab"):
+            genlab_block()
+        if plain_step:
+            with _timer(totals, "plain"):
+                plain_block()
+    images = blocks * block * n
+    result = {"config": Path(config).name, "overrides": list(overrides), "genlab_only": list(genlab_only),
+              "family": cfg.model.family, "batch_size": n, "steps": blocks * block, "precision": precision,
+              "threads": torch.get_num_threads(), "gflop_per_step": flops / 1e9,
+              "genlab": images / totals["genlab"], "data_share": totals["genlab_data"] / totals["genlab"]}
+    result["genlab_gflops"] = flops * blocks * block / totals["genlab"] / 1e9
+    if plain_step:
+        result["plain_fp32_eager"] = images / totals["plain"]
+        result["ratio"] = result["genlab"] / result["plain_fp32_eager"]
+        result["plain_gflops"] = flops * blocks * block / totals["plain"] / 1e9
+    result["peak_rss_mib"] = _peak_rss_mib() if rss_reset else None
+
+    model.eval()
+    sampler = _sampler(model, family, plain_inputs[0], min(sample_images, n))
+    if sampler is not None:
+        count = min(sample_images, n)
+        sampler()
+        started, calls = time.perf_counter(), 0
+        while calls < 2 or time.perf_counter() - started < 1.0:
+            sampler()
+            calls += 1
+        result["sample_images_per_s"] = count * calls / (time.perf_counter() - started)
+    return result

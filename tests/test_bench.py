@@ -1,0 +1,56 @@
+"""genlab bench: the plain baselines train, the measurements are well-formed (no timing assertions)."""
+
+from __future__ import annotations
+
+import torch
+
+from conftest import CONFIGS, TINY
+from genlab.bench.plain import PLAIN_STEPS
+from genlab.bench.run import markdown
+from genlab.bench.speed import compute_peaks, train_step_speed
+from genlab.config import load_config
+from genlab.core.noise import SharedNoise
+from genlab.data.datasets import load_source
+from genlab.registry import build_model
+
+TINY_GAN = ["data.limit=32", "data.test_limit=32", "data.image_size=32", "model.width=8"]
+TINY_CYCLEGAN = ["data.limit=8", "data.test_limit=8", "data.image_size=32", "model.ngf=4", "model.ndf=4",
+                 "model.generator=resnet_6"]
+
+
+def _plain_changes_weights(config, overrides, kind):
+    cfg = load_config(CONFIGS / config, overrides)
+    model = build_model(cfg)
+    step = PLAIN_STEPS[cfg.model.family](model, cfg)
+    data = load_source(cfg.data, "train", kind)
+    batch = data.batch(torch.arange(4), SharedNoise(0), torch.device("cpu"))
+    before = [p.detach().clone() for p in model.parameters()]
+    step(batch)
+    return sum(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_plain_steps_update_every_family_they_cover():
+    assert _plain_changes_weights("vae-mnist.yaml", TINY, "images") > 0
+    assert _plain_changes_weights("dcgan-emoji.yaml", TINY_GAN, "images") > 0
+    assert _plain_changes_weights("cyclegan-emoji.yaml", TINY_CYCLEGAN, "unpaired") > 0
+    assert _plain_changes_weights("stackgan-emoji.yaml", ["data.limit=16", "data.test_limit=16", "data.image_size=16"],
+                                  "captioned") > 0
+
+
+def test_train_step_speed_reports_rates_flops_and_data_share():
+    row = train_step_speed(CONFIGS / "vae-mnist.yaml", TINY, steps=2, block=2, genlab_only=["train.precision=fp32"])
+    assert row["family"] == "vae" and row["precision"] == "fp32" and row["steps"] == 2
+    assert row["genlab"] > 0 and row["plain_fp32_eager"] > 0
+    assert row["ratio"] == row["genlab"] / row["plain_fp32_eager"]
+    assert row["gflop_per_step"] > 0 and row["genlab_gflops"] > 0
+    assert 0 < row["data_share"] < 1
+    assert row["sample_images_per_s"] > 0
+    table = markdown({"cpu": "test CPU", "threads": 1, "peaks": {"fp32": {"matmul": 10.0, "conv": 20.0}},
+                      "train": [{"label": "tiny VAE"} | row]})
+    assert "| tiny VAE | 16 | fp32 |" in table
+
+
+def test_compute_peaks_measures_fp32_and_bf16():
+    peaks = compute_peaks(seconds=0.01)
+    assert set(peaks) == {"fp32", "bf16"}
+    assert all(v > 0 for dtype in peaks.values() for v in dtype.values())
