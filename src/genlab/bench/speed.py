@@ -95,7 +95,7 @@ def _timer(totals: dict[str, float], key: str):
 def _sampler(model, family, batch: dict[str, torch.Tensor], n: int):
     """A callable producing ``n`` images the way ``genlab sample`` (or ``translate``) does, or None."""
     if "translate" in family.abilities:
-        images = batch["image"][:n]
+        images = ((batch["image"][:n] + 1.0) / 2.0).clamp(0.0, 1.0)  # the source's [-1, 1] → translate's [0, 1]
         return lambda: model.translate(images, "AtoB")
     if "text" in family.abilities:
         return lambda: model.sample(n, text="a red apple", generator=torch.Generator().manual_seed(0))
