@@ -191,8 +191,8 @@ def specialise_inception(model: torch.jit.ScriptModule, dtype: torch.dtype = tor
     ``(N, 2048)`` in ``dtype``.
 
     Raises:
-        RuntimeError: the graph is not the one expected (another file or torch version); callers
-            fall back to the file as loaded.
+        RuntimeError: the graph is not the one expected (another file or torch version);
+            :class:`InceptionFeatures` then warns and runs the file as loaded.
     """
     with warnings.catch_warnings():
         # torch 2.13 deprecates TorchScript (freeze included); the package ships TorchScript only.
@@ -251,14 +251,18 @@ class InceptionFeatures:
 
     Speed. On CPU the file runs as :func:`specialise_inception` rewrites it: frozen, batch norms
     folded into the convolutions, channels-last throughout, each conv + relu one oneDNN call; fp32,
-    :attr:`chunk` = 50 images per forward pass. Against the plain pass (the same file through
-    ``torch.jit.load``, eval mode, contiguous layout, fp32, batches of 50, under
-    ``torch.inference_mode``), timed in alternating blocks in one process on this project's 2-core
-    Xeon (AVX-512, AMX-BF16): 2.0-2.2× the images/s (22 vs 11 images/s on an idle machine, 8-10 vs
-    4-5 with two trainings beside it; ``genlab.bench.features.feature_extraction_speed``). The
-    convolutions then run near the CPU's fp32 peak. The features equal the plain pass's to a
-    relative 3e-6 (max |Δ| / max |feature|, 2,500 emoji and MNIST images) and FIDs to 3e-7
-    relative; they do not depend on the chunk size and are identical run to run.
+    50 images per forward pass (16 with one torch thread: :attr:`chunk`). Against the plain pass
+    (the same file through ``torch.jit.load``, eval mode, contiguous layout, fp32, batches of 50,
+    under ``torch.inference_mode``, same preprocessing), timed in alternating blocks in one process
+    on this project's 2-core Xeon (AVX-512, AMX-BF16), 128 images, two threads
+    (``genlab.bench.features.feature_extraction_speed(128, 2)``): 1.91-2.02× the images/s on an
+    idle machine (20.1-21.5 vs 10.2-10.8 images/s, four runs) and 1.96-2.14× with two busy
+    single-thread trainings beside it (8.4-9.2 vs 3.9-4.6, two runs; 2.0-2.2× in earlier runs
+    beside genlab's own trainings); one thread, 64 images: 1.97× (12.1 vs 6.1). So about 2×, not
+    reliably more: the convolutions already take ~36 of the ~48 ms per image at the CPU's fp32
+    peak; the rest is pooling, concatenation and page faults. The features equal the plain pass's
+    to a relative 3e-6 (max |Δ| / max |feature| over 2,500 emoji and MNIST images) and the three
+    FIDs below to 3e-7 relative; they do not depend on the chunk size and are identical run to run.
 
     bf16 was measured and is **not** used, although this CPU multiplies bf16 natively and it ran
     about 3× the plain pass: features moved by 2-3 % (max |Δ| / max |feature|; mean 2.2 %), and
@@ -277,11 +281,13 @@ class InceptionFeatures:
     name = "inception-tf-pool3"
     dim = 2048
     #: images per forward pass, or None: 16 with one torch thread, else 50 (:meth:`chunk_size`).
-    #: The features do not depend on it (bitwise). Measured with the specialised graph on the 2-core
-    #: Xeon against the plain pass: one thread, 16 → 2.1×, 50 → 1.9× (smaller activations stay in
-    #: cache); two threads on an idle machine, 10 → 2.3×, 16 → 2.2×, 50 → 2.0×, 100 → 1.6×; two
-    #: threads with two busy processes beside them, 10 → 1.1×, 16 → 1.5×, 25 → 1.7×, 50 → 2.05-2.2×
-    #: (each forward pass waits ~120 times for a descheduled thread, so fewer, larger passes win)
+    #: The features do not depend on it (bitwise). Measured against the plain pass on the 2-core
+    #: Xeon: one thread, 16 → 2.1×, 50 → 1.9× (smaller activations stay in cache and in malloc's
+    #: heap); two threads on an idle machine, 10 → 2.3×, 16 → 2.2-2.4×, 32 → 2.0×, 50 → 1.9-2.0×,
+    #: 100 → 1.6×; two threads beside two busy trainings, 10 → 1.1×, 16 → 1.1-1.5×, 25 → 1.7×,
+    #: 50 → 2.0-2.2× (a forward pass has ~200 parallel regions, oneDNN's weight reorders included,
+    #: and under contention each may wait for a descheduled thread, so fewer, larger passes win
+    #: there). 50 is never far from the best; 16 can halve the speed.
     chunk: int | None = None
     #: the precision the network runs in (see the class docstring for why not bf16)
     precision = "fp32"
@@ -305,7 +311,7 @@ class InceptionFeatures:
             try:
                 model = specialise_inception(model, torch.float32)
                 self.specialised = True
-            except RuntimeError as error:
+            except Exception as error:  # torch internals the rewrite uses may change; the file still runs
                 warnings.warn(f"TF-Inception: running the TorchScript as loaded (slower), could not "
                               f"specialise it: {error}", RuntimeWarning, stacklevel=2)
         if not self.specialised:
@@ -321,10 +327,11 @@ class InceptionFeatures:
         x = images.float().to(self.device).clamp(0.0, 1.0)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
-            x = nv_bilinear_resize(x, INCEPTION_SIZE)
         low, high = TF_INPUT_RANGE
-        return (x * (high - low) + low).clamp(low, high)
+        if x.shape[-2:] == (INCEPTION_SIZE, INCEPTION_SIZE):
+            return (x * (high - low) + low).clamp(low, high)
+        # in place on the resized copy: the same values without three more 299×299 allocations
+        return nv_bilinear_resize(x, INCEPTION_SIZE).mul_(high - low).add_(low).clamp_(low, high)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
