@@ -26,13 +26,12 @@ def main() -> None:
     cfg = load_config(config_path, sys.argv[2:])
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), DistContext())
-        from genlab.data.sources import epoch_batches, make_batch
+        from genlab.data.sources import epoch_batches, in_memory_format
 
         batches = epoch_batches(len(trainer.train_data), cfg.train.batch_size, seed=0, epoch=0)
         for step, index in enumerate(batches[:5]):
-            batch = make_batch(trainer.train_data, index, cfg.data, torch.device("cpu"), trainer.noise)
-            batch["image"] = batch["image"].contiguous(memory_format=trainer.memory_format)
-            trainer.model.train_step(batch, step)
+            batch = trainer.train_data.batch(index, trainer.noise, torch.device("cpu"))
+            trainer.model.train_step(in_memory_format(batch, trainer.memory_format), step)
     print(json.dumps({"config": config_path, "overrides": sys.argv[2:], "batch_size": cfg.train.batch_size,
                       "train_images": len(trainer.train_data), "peak_rss_mib": round(peak_rss_mb())}))
 

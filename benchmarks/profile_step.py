@@ -14,11 +14,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from genlab import registry
+from genlab.bench.speed import prepared_model
 from genlab.config import load_config
 from genlab.core.hardware import cpu_info, resolve_precision
-from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
-from genlab.registry import build_model
 
 
 def main() -> None:
@@ -28,27 +27,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="profiled steps (after 2 warm-up steps)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=15)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides and options in any order
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.overrides)
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
-    model = build_model(cfg)
-    model.noise = SharedNoise(0)
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model.to(memory_format=layout)
-    model.set_lr_schedule("constant", 1)
+    _, step = prepared_model(cfg, data)
     index = torch.arange(min(cfg.train.batch_size, len(data)))
-
-    def step(i):
-        batch = data.batch(index, model.noise, torch.device("cpu"))
-        model.train_step({k: v.contiguous(memory_format=layout) if v.dim() == 4 else v for k, v in batch.items()}, i)
-
-    for i in range(2):
-        step(i)
+    for _ in range(2):
+        step(index, {})
     started = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for i in range(args.steps):
-            step(2 + i)
+        for _ in range(args.steps):
+            step(index, {})
     seconds = (time.perf_counter() - started) / args.steps
     precision = resolve_precision(cfg.train.precision, torch.device("cpu"))[0]
     print(f"{cpu_info().describe()}; {args.threads} thread(s); {precision}; batch {len(index)}: "

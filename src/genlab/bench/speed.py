@@ -32,6 +32,7 @@ from genlab.config import load_config
 from genlab.core.hardware import resolve_precision
 from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
+from genlab.data.sources import in_memory_format
 from genlab.registry import build_model
 
 CPU = torch.device("cpu")
@@ -104,6 +105,27 @@ def _sampler(model, family, batch: dict[str, torch.Tensor], n: int):
     return None
 
 
+def prepared_model(cfg, data):
+    """A fresh model of ``cfg`` laid out as training lays it out (``train.channels_last``), with shared
+    noise seeded 0 and a constant learning rate, and ``step(index, totals)``: one genlab train step on
+    items ``index`` of ``data``, the batch drawn and laid out as the loop does (that time is added to
+    ``totals["genlab_data"]``)."""
+    model = build_model(cfg)
+    model.noise = SharedNoise(0)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
+    model.set_lr_schedule("constant", 1)
+    done = [0]
+
+    def step(index: torch.Tensor, totals: dict[str, float]) -> None:
+        with _timer(totals, "genlab_data"):
+            batch = in_memory_format(data.batch(index, model.noise, CPU), layout)
+        model.train_step(batch, done[0])
+        done[0] += 1
+
+    return model, step
+
+
 def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: int = 10, block: int = 5,
                      batch_size: int | None = None, genlab_only: list[str] = (),
                      sample_images: int = 64) -> dict:
@@ -127,11 +149,7 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     precision, _ = resolve_precision(cfg.train.precision, CPU)
     data = load_source(cfg.data, "train", family.data_kind)
     n = cfg.train.batch_size
-    model = build_model(cfg)
-    model.noise = SharedNoise(0)
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model.to(memory_format=layout)
-    model.set_lr_schedule("constant", 1)
+    model, step = prepared_model(cfg, data)
     blocks = max(1, -(-steps // block))
     indices = [torch.randint(0, len(data), (n,), generator=torch.Generator().manual_seed(i)) for i in range(block)]
 
@@ -144,24 +162,17 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     plain_inputs = [{k: v.contiguous() for k, v in b.items()} for b in plain_inputs]
 
     totals: dict[str, float] = {}
-    state = {"step": 0}
 
     def genlab_block():
         for index in indices:
-            with _timer(totals, "genlab_data"):
-                batch = data.batch(index, model.noise, CPU)
-                batch = {k: v.contiguous(memory_format=layout) if v.dim() == 4 else v for k, v in batch.items()}
-            model.train_step(batch, state["step"])
-            state["step"] += 1
+            step(index, totals)
 
     def plain_block():
         for batch in plain_inputs:
             plain_step(batch)
 
     with FlopCounterMode(display=False) as counter:  # one step, also a warm-up
-        index = indices[0]
-        batch = data.batch(index, model.noise, CPU)
-        model.train_step({k: v.contiguous(memory_format=layout) if v.dim() == 4 else v for k, v in batch.items()}, 0)
+        step(indices[0], {})
     flops = counter.get_total_flops()
     rss_reset = _reset_peak_rss()
     genlab_block()
@@ -187,9 +198,9 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     result["peak_rss_mib"] = _peak_rss_mib() if rss_reset else None
 
     model.eval()
-    sampler = _sampler(model, family, plain_inputs[0], min(sample_images, n))
+    count = min(sample_images, n)
+    sampler = _sampler(model, family, plain_inputs[0], count)
     if sampler is not None:
-        count = min(sample_images, n)
         sampler()
         started, calls = time.perf_counter(), 0
         while calls < 2 or time.perf_counter() - started < 1.0:

@@ -177,6 +177,12 @@ class CaptionedSource:
                 "wrong_text_embedding": wrong_text.to(device), "wrong_caption_id": wrong_id}
 
 
+def in_memory_format(batch: dict[str, torch.Tensor], memory_format: torch.memory_format) -> dict[str, torch.Tensor]:
+    """``batch`` with its images (every 4-D floating tensor) in ``memory_format`` (e.g. channels-last)."""
+    return {k: v.contiguous(memory_format=memory_format) if v.dim() == 4 and v.is_floating_point() else v
+            for k, v in batch.items()}
+
+
 def epoch_batches(num_items: int, batch_size: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
                   shuffle: bool = True, drop_last: bool = False) -> list[torch.Tensor]:
     """This process's index batches for ``epoch`` (deterministic in seed and epoch).

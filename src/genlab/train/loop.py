@@ -40,7 +40,7 @@ from genlab.core.hardware import resolve_precision
 from genlab.core.noise import SharedNoise
 from genlab.core.runlog import RunLogger
 from genlab.data.datasets import load_source
-from genlab.data.sources import DataSource, epoch_batches, iterate_eval_batches
+from genlab.data.sources import DataSource, epoch_batches, in_memory_format, iterate_eval_batches
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel, NonFiniteLoss, load_optimizer_state
 from genlab.runs import copy_weights, latest_checkpoint, load_state_into
@@ -371,8 +371,7 @@ class Trainer:
 
     def _to_layout(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Images (every 4-D floating tensor of the batch) in the configured memory format."""
-        return {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 and v.is_floating_point() else v
-                for k, v in batch.items()}
+        return in_memory_format(batch, self.memory_format)
 
     def _fork_rng(self):
         devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
