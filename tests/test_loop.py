@@ -188,3 +188,19 @@ def test_init_from_starts_from_another_runs_weights(tmp_path):
     shutil.rmtree(source)
     _, model, _ = load_run(tuned)
     assert model.sample(4, generator=torch.Generator().manual_seed(0)).shape == (4, 1, 28, 28)
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_resumes(tmp_path):
+    """train.compile=true: the compiled step trains like the eager one (fp32: the same losses to
+    float tolerance), logs its compile time, keeps the checkpoint's keys, and resumes."""
+    extra = ("train.epochs=2", "train.precision=fp32")
+    eager = train(tiny_config("vae-mnist", *extra), tmp_path / "eager")
+    compiled = train(tiny_config("vae-mnist", *extra, "train.compile=true"), tmp_path / "compiled")
+    for a, b in zip(losses(eager), losses(compiled)):
+        assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-4)
+    assert "first step (compiling, train.compile)" in (compiled / "train.log").read_text()
+    assert weights(compiled).keys() == weights(eager).keys()
+    train(tiny_config("vae-mnist", "train.epochs=3", "train.precision=fp32", "train.compile=true"), compiled,
+          resume=True)
+    assert [r["epoch"] for r in losses(compiled)] == [1, 2, 3]

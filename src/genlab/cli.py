@@ -266,6 +266,8 @@ def bench(
     only: list[str] | None = typer.Option(None, "--only", help="Only cases whose label contains this text "
                                           "(repeatable), e.g. --only CycleGAN."),
     features: bool = typer.Option(True, "--features/--no-features", help="Also time FID feature extraction."),
+    compile: bool = typer.Option(False, "--compile", help="Time genlab's steps with train.compile=true "
+                                 "(torch.compile) and report each case's compile time."),
     configs: Path | None = typer.Option(None, "--configs", help="Folder of the configs [default: the checkout's configs/]."),
     output: Path = typer.Option(Path("runs/bench.json"), "-o", "--output",
                                 help="JSON file to write; the Markdown table goes beside it (.md)."),
@@ -274,7 +276,7 @@ def bench(
     from genlab.bench.run import markdown, run_bench, write_results
 
     result = run_bench(quick=quick, threads=threads, configs=configs, steps=steps, features=features,
-                       only=only, progress=lambda line: typer.echo(line, err=True))
+                       only=only, compile=compile, progress=lambda line: typer.echo(line, err=True))
     write_results(result, output)
     typer.echo(markdown(result))
     typer.echo(f"wrote {output} and {output.with_suffix('.md')} ({result['seconds']:.0f} s)")

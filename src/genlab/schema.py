@@ -94,6 +94,9 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA if available, else CPU
     sync_batchnorm: bool = False  # with several processes on GPUs: BatchNorm statistics over the global batch
     channels_last: bool = True  # NHWC memory layout for convolutions (about 1.3x faster on a 2-core CPU)
+    #: torch.compile (inductor) each network's training forward pass; the first step compiles (tens of
+    #: seconds; a CPU needs a C++ compiler). Numerically close to, not bit-identical with, eager
+    compile: bool = False
     sample_every_epochs: int = 1
     checkpoint_every_steps: int = 0  # 0: only at the end of each epoch
     keep_checkpoints: int = 2

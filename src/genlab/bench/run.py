@@ -62,7 +62,9 @@ def _share(row: dict, peaks: dict) -> float:
 def markdown(result: dict) -> str:
     """The results as the Markdown table that BENCHMARKS.md shows."""
     peaks = result["peaks"]
-    lines = [f"CPU: {result['cpu']}; {result['threads']} threads; peaks GFLOP/s: "
+    compiled = " genlab steps with train.compile=true (torch.compile; compile time per case below);" \
+        if result.get("compile") else ""
+    lines = [f"CPU: {result['cpu']}; {result['threads']} threads;{compiled} peaks GFLOP/s: "
              + "; ".join(f"{d} matmul {p['matmul']:.0f}, conv {p['conv']:.0f}" for d, p in peaks.items()), "",
              "| case | batch | precision | genlab img/s | plain fp32 img/s | × | GFLOP/step | genlab GFLOP/s "
              "(% conv peak) | data % | peak MiB | sample img/s |",
@@ -75,6 +77,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| {row['label']} | {row['batch_size']} | {row['precision']} | {row['genlab']:.1f} | {plain} | "
                      f"{ratio} | {row['gflop_per_step']:.2f} | {row['genlab_gflops']:.0f} ({100 * _share(row, peaks):.0f} %) "
                      f"| {100 * row['data_share']:.1f} | {mem} | {sample} |")
+    compile_times = [f"{row['label']} {row['compile_s']:.0f} s" for row in result["train"] if "compile_s" in row]
+    if compile_times:
+        lines += ["", "First (compiling) step: " + "; ".join(compile_times)]
     feats = result.get("features")
     if feats:
         lines += ["", f"FID features (TF-Inception, {feats['images']} images): genlab {feats['genlab']:.1f} img/s "
@@ -85,8 +90,9 @@ def markdown(result: dict) -> str:
 
 def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path | None = None,
               steps: int | None = None, features: bool = True, only: list[str] | None = None,
-              progress=print) -> dict:
-    """Measure every case (``quick``: the quick ones with few steps); returns the results dict."""
+              compile: bool = False, progress=print) -> dict:
+    """Measure every case (``quick``: the quick ones with few steps; ``compile``: genlab's steps with
+    ``train.compile=true``); returns the results dict."""
     cases = [c for c in CASES if (c.quick or not quick) and (not only or any(o in c.label for o in only))]
     if not cases:
         raise GenlabError(f"genlab bench: no case matches --only {' '.join(only or [])!r}"
@@ -97,7 +103,7 @@ def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path 
     started = time.perf_counter()
     info = cpu_info()
     result = {"cpu": info.describe(), "features_present": list(info.features), "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "quick": quick}
+              "torch": torch.__version__, "quick": quick, "compile": compile}
     progress(f"CPU: {result['cpu']}; torch {torch.__version__}, {result['threads']} threads")
     result["peaks"] = compute_peaks(0.3 if quick else 2.0)
     for dtype, peak in result["peaks"].items():
@@ -109,10 +115,12 @@ def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path 
             raise GenlabError(f"genlab bench: config {path} not found (case {case.label!r})")
         n_steps = steps or (3 if quick else 20)
         block = min(5, n_steps)
-        row = {"label": case.label} | train_step_speed(path, list(case.overrides), steps=n_steps, block=block)
+        row = {"label": case.label} | train_step_speed(path, list(case.overrides), steps=n_steps, block=block,
+                                                       genlab_only=["train.compile=true"] if compile else [])
         result["train"].append(row)
         ratio = f", plain {row['plain_fp32_eager']:.1f} ({row['ratio']:.2f}×)" if "ratio" in row else ", no plain baseline"
-        progress(f"{case.label}: genlab {row['genlab']:.1f} images/s ({row['precision']}){ratio}")
+        compiled = f", compiled in {row['compile_s']:.0f} s" if "compile_s" in row else ""
+        progress(f"{case.label}: genlab {row['genlab']:.1f} images/s ({row['precision']}{compiled}){ratio}")
     if features:
         from genlab.bench.features import feature_extraction_speed
 

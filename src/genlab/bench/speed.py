@@ -9,7 +9,8 @@ networks, in blocks that alternate between the two. It also reports:
   backward, counted as 2 FLOPs per multiply-add) and the GFLOP/s both loops achieve;
 * the share of genlab's step spent drawing the batch (the data pipeline);
 * peak resident memory while stepping (Linux: the process's high-water mark, reset first);
-* sampling throughput (images/s of ``sample``/``translate``, as ``genlab sample`` runs it).
+* sampling throughput (images/s of ``sample``/``translate``, as ``genlab sample`` runs it);
+* with ``train.compile=true`` among ``genlab_only``: the first compiled step's time (``compile_s``).
 
 :func:`compute_peaks` measures what the CPU can do at all, per dtype: a large matmul and a
 DCGAN-sized convolution, in GFLOP/s, so a step's GFLOP/s can be read as a share of them.
@@ -171,9 +172,15 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
         for batch in plain_inputs:
             plain_step(batch)
 
-    with FlopCounterMode(display=False) as counter:  # one step, also a warm-up
+    with FlopCounterMode(display=False) as counter:  # one eager step, also a warm-up
         step(indices[0], {})
     flops = counter.get_total_flops()
+    compile_s = None
+    if cfg.train.compile:  # train.compile=true: the timed steps run compiled; the first one compiles
+        model.compile_networks()
+        started = time.perf_counter()
+        step(indices[0], {})
+        compile_s = time.perf_counter() - started
     rss_reset = _reset_peak_rss()
     genlab_block()
     if plain_step:
@@ -191,6 +198,8 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
               "threads": torch.get_num_threads(), "gflop_per_step": flops / 1e9,
               "genlab": images / totals["genlab"], "data_share": totals["genlab_data"] / totals["genlab"]}
     result["genlab_gflops"] = flops * blocks * block / totals["genlab"] / 1e9
+    if compile_s is not None:
+        result["compile_s"] = compile_s
     if plain_step:
         result["plain_fp32_eager"] = images / totals["plain"]
         result["ratio"] = result["genlab"] / result["plain_fp32_eager"]

@@ -190,11 +190,17 @@ class GenerativeModel(nn.Module):
 
     def run(self, name: str) -> nn.Module:
         """The network ``name`` for a training forward pass (its DDP wrapper when distributed)."""
-        return self._runners.get(name) or self.networks()[name]
+        runner = self._runners.get(name)  # not `or`: truth-testing a compiled Sequential calls len()
+        return runner if runner is not None else self.networks()[name]
 
     def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
-        """Wrap every network for training (DDP); ``state_dict`` keys do not change."""
-        self._runners = {name: wrap(name, net) for name, net in self.networks().items()}
+        """Wrap every network's training runner (DDP, then ``torch.compile``); wrappers compose, and
+        ``state_dict`` keys do not change."""
+        self._runners = {name: wrap(name, self.run(name)) for name in self.networks()}
+
+    def compile_networks(self) -> None:
+        """``torch.compile`` every training runner (``train.compile``); eval and sampling stay eager."""
+        self.wrap_networks(lambda name, net: torch.compile(net))
 
     def autocast(self):
         """Autocast context for ``train.precision``: bf16 autocast, or none for fp32 (``auto``: the

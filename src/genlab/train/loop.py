@@ -301,6 +301,10 @@ class Trainer:
         logger = RunLogger(self.run_dir, ctx.is_main, self.state.step)
         if ctx.distributed:
             self.model.wrap_networks(ctx.ddp_wrapper(cfg.train.sync_batchnorm))
+        self._compiling = cfg.train.compile
+        if cfg.train.compile:
+            self.model.compile_networks()
+            log.info("train.compile: the networks' training forward passes compile during the first steps")
         try:
             with _StopRequest() as stop:
                 for epoch in range(self.state.epoch, cfg.train.epochs):
@@ -320,8 +324,12 @@ class Trainer:
         for b in range(st.batch, len(batches)):
             batch = self._to_layout(self.train_data.batch(batches[b], self.noise, ctx.device))
             n = len(batches[b])
+            step_started = time.perf_counter()
             try:
                 out = self.model.train_step(batch, st.step)
+                if self._compiling and ctx.is_main:
+                    log.info("first step (compiling, train.compile): %.1f s", time.perf_counter() - step_started)
+                self._compiling = False
             except NonFiniteLoss as exc:
                 if cfg.train.on_nonfinite == "stop":
                     raise TrainingDiverged(
