@@ -228,6 +228,23 @@ def test_stage1_trains_on_emoji_with_the_seed_losses(tmp_path):
     assert Image.open(run / "samples" / "epoch_0001.png").size == (8 * 18 + 2, 8 * 18 + 2)  # 8 captions × (real + 7)
 
 
+def test_without_conditioning_augmentation_codes_are_mu_and_g_loss_has_no_kl(tmp_path):
+    """model.conditioning_augmentation=false (the paper's ablation): ε is ignored, g_loss = g_adv."""
+    overrides = [*SMALL, "data.image_size=16", "data.limit=24", "data.test_limit=8", "train.epochs=1"]
+    config = load_config(CONFIGS / "stackgan-emoji.yaml", [*overrides, "model.conditioning_augmentation=false"])
+    (record,) = losses(train(config, tmp_path / "no-ca"))
+    assert record["train/g_loss"] == pytest.approx(record["train/g_adv"])
+    assert record["train/kl"] > 0  # still logged, not weighted
+    (with_ca,) = losses(train(load_config(CONFIGS / "stackgan-emoji.yaml", overrides), tmp_path / "ca"))
+    assert with_ca["train/g_loss"] == pytest.approx(with_ca["train/g_adv"] + 2.0 * with_ca["train/kl"], rel=1e-5)
+    _, model, _ = load_run(tmp_path / "no-ca")
+    embedding = torch.randn(3, model.text_dim)
+    z = torch.randn(3, config.model.z_dim)
+    a = model.generate(embedding, z=z, eps=torch.randn(3, config.model.c_dim))
+    b = model.generate(embedding, z=z, eps=torch.randn(3, config.model.c_dim))
+    assert torch.equal(a, b)
+
+
 def test_resume_mid_epoch_equals_uninterrupted_with_lr_halving(tmp_path):
     root = captioned_folder(tmp_path / "data")
     extra = ("train.epochs=2", "train.checkpoint_every_steps=1", "train.keep_checkpoints=100",

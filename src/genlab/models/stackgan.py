@@ -22,7 +22,9 @@ the same G's CA (the authors shift μ by one in the batch).
 batch *and* over the ``c_dim`` code dimensions (``model.kl_reduction: mean``, the authors'
 ``KL_loss``, nats per dimension), weighted by ``model.kl_coeff`` = 2.0 (``cfg.TRAIN.COEFF.KL``):
 that is 2/c_dim per nat of the paper's D_KL (2/128 = 0.0156 at the authors' c_dim). ``kl_reduction:
-sum`` with ``kl_coeff: 1`` is the paper's λ = 1 on the summed KL (§3.2). The logged ``kl`` is the
+sum`` with ``kl_coeff: 1`` is the paper's λ = 1 on the summed KL (§3.2). ``model.conditioning_augmentation:
+false`` is the paper's ablation "without CA" (§5.2, Table 2): ĉ = μ(φ_t), no ε, no KL term (``kl``
+is still logged). The logged ``kl`` is the
 reduced value that is weighted; ``g_adv`` is the adversarial part and ``g_loss`` their weighted sum
 (as the seed's Keras log ``g_loss: [total, adversarial, kl]``, whose total is adv + 2·kl).
 
@@ -100,6 +102,8 @@ class StackGANConfig(ModelConfig):
     joint_kernel: int | None = None  # D's joint image-text conv: 3 (StackGAN-Pytorch) or 1 (paper, TF code)
     d_condition: Literal["mu", "embedding"] = "mu"  # D's text input: G's CA mean μ, detached (code) or φ_t (paper)
     kl_coeff: float = 2.0  # weight of the CA KL term in G's loss (cfg.TRAIN.COEFF.KL)
+    #: false: the paper's "without CA" ablation (§5.2, Table 2): ĉ = μ(φ_t), no ε and no KL term in G's loss
+    conditioning_augmentation: bool = True
     kl_reduction: Literal["mean", "sum"] = "mean"  # mean over batch and code dims (code) or sum over dims (paper)
     lr_decay_epochs: int | None = None  # halve both learning rates every N epochs; 0 = constant
     g_lr: float | None = None  # null: train.lr
@@ -290,12 +294,13 @@ class StackGAN(GenerativeModel):
     def _forward(self, embedding: torch.Tensor, draws: dict[str, torch.Tensor], train: bool = False):
         """``(image, mu, logvar, stage1_image or None)``, images in [-1, 1]; ``train``: through DDP."""
         g = self.run("generator") if train else self.generator
+        eps = draws["eps"] if self.config.model.conditioning_augmentation else None  # drawn either way: same stream
         if self.stage1 is None:
-            image, mu, logvar = g(embedding, draws["z"], draws["eps"])
+            image, mu, logvar = g(embedding, draws["z"], eps)
             return image, mu, logvar, None
         with torch.no_grad():
             low, _, _ = self.stage1(embedding, draws["z"], draws["eps1"])
-        image, mu, logvar = g(low, embedding, draws["eps"])
+        image, mu, logvar = g(low, embedding, eps)
         return image, mu, logvar, low
 
     def _conditions(self, mu: torch.Tensor, embedding: torch.Tensor, wrong_embedding: torch.Tensor):
@@ -397,7 +402,7 @@ class StackGAN(GenerativeModel):
                                   autocast=self.autocast)
         g_adv = heads * g_adv
         kl = kl_term(mu, logvar, m.kl_reduction)
-        g_loss = g_adv + m.kl_coeff * kl
+        g_loss = g_adv + m.kl_coeff * kl if m.conditioning_augmentation else g_adv
         self.step_optimizer("generator", g_loss)
         out = {k: float(v.detach()) for k, v in d.items()}
         return out | {"g_loss": float(g_loss.detach()), "g_adv": float(g_adv.detach()), "kl": float(kl.detach())}
@@ -419,7 +424,8 @@ class StackGAN(GenerativeModel):
         g_adv = self.discriminator.heads * GAN_LOSSES[m.loss][1](g_logits)
         kl = kl_term(mu, logvar, m.kl_reduction)
         out = {k: float(v) for k, v in d.items()}
-        return out | {"g_loss": float(g_adv + m.kl_coeff * kl), "g_adv": float(g_adv), "kl": float(kl)}
+        g_loss = g_adv + m.kl_coeff * kl if m.conditioning_augmentation else g_adv
+        return out | {"g_loss": float(g_loss), "g_adv": float(g_adv), "kl": float(kl)}
 
     @torch.no_grad()
     def preview(self, data, generator):
