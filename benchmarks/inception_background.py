@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="training digits scored (default 2000)")
     parser.add_argument("--share", type=float, default=0.4, help="share of black pixels that get speckle")
     parser.add_argument("--level", type=int, default=12, help="brightest speckle grey level (of 255)")
-    parser.add_argument("--runs", nargs="*", default=[], help="GAN run directories whose samples to score, as generated and with faint pixels blackened")
+    parser.add_argument("--runs", nargs="*", default=[],
+                        help="GAN run directories whose samples to score, as generated and with faint pixels blackened")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
