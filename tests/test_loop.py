@@ -84,9 +84,13 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path, monk
 
     monkeypatch.setattr(GenerativeModel, "_poison_at", 1, raising=False)
     monkeypatch.setattr(GenerativeModel, "step_optimizer", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"step 6 \(epoch 2, batch 2\).*'vae' is nan"):
+    with pytest.raises(TrainingDiverged, match=r"step 6 \(epoch 2, batch 2\).*'vae' is nan.*continue it with "
+                                               r"--resume .*train.on_nonfinite=skip"):
         train(tiny_config("vae-mnist", "train.epochs=2"), tmp_path / "run")
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_000000004.safetensors"]
+    monkeypatch.setattr(GenerativeModel, "_poison_at", 6, raising=False)  # the resumed run's first step is poisoned
+    resumed = train(tiny_config("vae-mnist", "train.epochs=2", "train.on_nonfinite=skip"), tmp_path / "run", resume=True)
+    assert losses(resumed)[-1]["skipped_steps"] == 1
 
     monkeypatch.setattr(GenerativeModel, "_poison_at", 1, raising=False)
     run = train(tiny_config("vae-mnist", "train.epochs=2", "train.on_nonfinite=skip"), tmp_path / "skip")

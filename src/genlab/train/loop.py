@@ -124,12 +124,14 @@ def _saved_config_with_defaults(path: Path) -> dict:
 
 
 def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
-    """A resumed run may only change bookkeeping keys (epochs, progress, checkpoint cadence, threads);
-    train.epochs only under a constant learning rate."""
+    """A resumed run may only change bookkeeping keys (epochs, progress, checkpoint cadence, threads,
+    compilation) and the recoveries a divergence error suggests (precision, on_nonfinite); train.epochs
+    only under a constant learning rate."""
     # train.batch_size is per process: it may change with the number of processes, and
     # Trainer.restore checks that the global batch stays the same.
     free = {"train.epochs", "train.batch_size", "train.progress", "train.checkpoint_every_steps", "train.keep_checkpoints",
-            "train.num_threads", "train.sample_every_epochs", "eval"}
+            "train.num_threads", "train.sample_every_epochs", "train.compile", "train.precision",
+            "train.on_nonfinite", "eval"}
     diffs = []
 
     def walk(a, b, prefix):
@@ -334,10 +336,11 @@ class Trainer:
                 if cfg.train.on_nonfinite == "stop":
                     raise TrainingDiverged(
                         f"training diverged at step {st.step + 1} (epoch {epoch + 1}, batch {b + 1}): {exc}. "
-                        f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; lower train.lr, "
-                        + ("train with train.precision=fp32 (this run uses bf16), "
-                           if cfg.train.precision == "bf16" else "")
-                        + "or set train.on_nonfinite=skip to skip such steps") from None
+                        f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; "
+                        + ("continue it with --resume train.precision=fp32 (this run uses bf16) or "
+                           if cfg.train.precision == "bf16" else "continue it with --resume ")
+                        + "train.on_nonfinite=skip (skips and counts such steps), or start anew with a lower "
+                        "train.lr") from None
                 st.skipped_steps += 1
                 log.warning("step %d: %s; step skipped (train.on_nonfinite=skip)", st.step + 1, exc)
                 out = {}
