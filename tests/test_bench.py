@@ -56,9 +56,12 @@ def test_compiled_train_step_speed_reports_its_compile_time():
     row = train_step_speed(CONFIGS / "vae-mnist.yaml", TINY, steps=2, block=2,
                            genlab_only=["train.precision=fp32", "train.compile=true"])
     assert row["compile_s"] > 0 and row["genlab"] > 0 and row["gflop_per_step"] > 0
+    assert row["genlab_eager"] > 0 and row["compile_speedup"] == pytest.approx(row["genlab"] / row["genlab_eager"])
+    pays = row["compile_pays_after_steps"]
+    assert pays is None or pays > 0
     table = markdown({"cpu": "test CPU", "threads": 1, "compile": True, "peaks": {"fp32": {"matmul": 10.0, "conv": 20.0}},
                       "train": [{"label": "tiny VAE"} | row]})
-    assert "train.compile=true" in table and f"tiny VAE {row['compile_s']:.0f} s" in table
+    assert "train.compile=true" in table and f"| tiny VAE | {row['compile_s']:.0f} s |" in table
 
 
 def test_compute_peaks_measures_fp32_and_bf16():

@@ -77,9 +77,14 @@ def markdown(result: dict) -> str:
         lines.append(f"| {row['label']} | {row['batch_size']} | {row['precision']} | {row['genlab']:.1f} | {plain} | "
                      f"{ratio} | {row['gflop_per_step']:.2f} | {row['genlab_gflops']:.0f} ({100 * _share(row, peaks):.0f} %) "
                      f"| {100 * row['data_share']:.1f} | {mem} | {sample} |")
-    compile_times = [f"{row['label']} {row['compile_s']:.0f} s" for row in result["train"] if "compile_s" in row]
-    if compile_times:
-        lines += ["", "First (compiling) step: " + "; ".join(compile_times)]
+    compiled = [row for row in result["train"] if "compile_s" in row]
+    if compiled:
+        lines += ["", "| case | first (compiling) step | genlab eager img/s | compiled / eager | compiling pays after |",
+                  "|---|---|---|---|---|"]
+        for row in compiled:
+            pays = row["compile_pays_after_steps"]
+            lines.append(f"| {row['label']} | {row['compile_s']:.0f} s | {row['genlab_eager']:.1f} | "
+                         f"{row['compile_speedup']:.2f}× | {'never' if pays is None else f'{pays:.0f} steps'} |")
     feats = result.get("features")
     if feats:
         lines += ["", f"FID features (TF-Inception, {feats['images']} images): genlab {feats['genlab']:.1f} img/s "

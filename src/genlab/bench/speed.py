@@ -10,7 +10,10 @@ networks, in blocks that alternate between the two. It also reports:
 * the share of genlab's step spent drawing the batch (the data pipeline);
 * peak resident memory while stepping (Linux: the process's high-water mark, reset first);
 * sampling throughput (images/s of ``sample``/``translate``, as ``genlab sample`` runs it);
-* with ``train.compile=true`` among ``genlab_only``: the first compiled step's time (``compile_s``).
+* with ``train.compile=true`` among ``genlab_only``: the first compiled step's time (``compile_s``), the
+  same step eager on a twin model in the same blocks (``genlab_eager``, ``compile_speedup``) and the
+  number of steps after which compiling has paid for itself (``compile_pays_after_steps``; None if
+  the compiled step is not faster).
 
 :func:`compute_peaks` measures what the CPU can do at all, per dtype: a large matmul and a
 DCGAN-sized convolution, in GFLOP/s, so a step's GFLOP/s can be read as a share of them.
@@ -175,12 +178,19 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     with FlopCounterMode(display=False) as counter:  # one eager step, also a warm-up
         step(indices[0], {})
     flops = counter.get_total_flops()
-    compile_s = None
-    if cfg.train.compile:  # train.compile=true: the timed steps run compiled; the first one compiles
+    compile_s, eager_step = None, None
+    if cfg.train.compile:  # the timed steps run compiled (the first one compiles), beside an eager twin
+        _, eager_step = prepared_model(cfg, data)
+        eager_step(indices[0], {})
         model.compile_networks()
         started = time.perf_counter()
         step(indices[0], {})
         compile_s = time.perf_counter() - started
+
+    def eager_block():
+        for index in indices:
+            eager_step(index, {})
+
     rss_reset = _reset_peak_rss()
     genlab_block()
     if plain_step:
@@ -192,6 +202,9 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
         if plain_step:
             with _timer(totals, "plain"):
                 plain_block()
+        if eager_step:
+            with _timer(totals, "eager"):
+                eager_block()
     images = blocks * block * n
     result = {"config": Path(config).name, "overrides": list(overrides), "genlab_only": list(genlab_only),
               "family": cfg.model.family, "batch_size": n, "steps": blocks * block, "precision": precision,
@@ -199,7 +212,10 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
               "genlab": images / totals["genlab"], "data_share": totals["genlab_data"] / totals["genlab"]}
     result["genlab_gflops"] = flops * blocks * block / totals["genlab"] / 1e9
     if compile_s is not None:
-        result["compile_s"] = compile_s
+        steps_timed = blocks * block
+        compiled, eager = totals["genlab"] / steps_timed, totals["eager"] / steps_timed  # seconds per step
+        result |= {"compile_s": compile_s, "genlab_eager": images / totals["eager"], "compile_speedup": eager / compiled,
+                   "compile_pays_after_steps": (compile_s - compiled) / (eager - compiled) if eager > compiled else None}
     if plain_step:
         result["plain_fp32_eager"] = images / totals["plain"]
         result["ratio"] = result["genlab"] / result["plain_fp32_eager"]
