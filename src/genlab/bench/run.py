@@ -62,9 +62,9 @@ def _share(row: dict, peaks: dict) -> float:
 def markdown(result: dict) -> str:
     """The results as the Markdown table that BENCHMARKS.md shows."""
     peaks = result["peaks"]
-    compiled = " genlab steps with train.compile=true (torch.compile; compile time per case below);" \
+    compile_note = " genlab steps with train.compile=true (torch.compile; compile time per case below);" \
         if result.get("compile") else ""
-    lines = [f"CPU: {result['cpu']}; {result['threads']} threads;{compiled} peaks GFLOP/s: "
+    lines = [f"CPU: {result['cpu']}; {result['threads']} threads;{compile_note} peaks GFLOP/s: "
              + "; ".join(f"{d} matmul {p['matmul']:.0f}, conv {p['conv']:.0f}" for d, p in peaks.items()), "",
              "| case | batch | precision | genlab img/s | plain fp32 img/s | × | GFLOP/step | genlab GFLOP/s "
              "(% conv peak) | data % | peak MiB | sample img/s |",
@@ -77,11 +77,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {row['label']} | {row['batch_size']} | {row['precision']} | {row['genlab']:.1f} | {plain} | "
                      f"{ratio} | {row['gflop_per_step']:.2f} | {row['genlab_gflops']:.0f} ({100 * _share(row, peaks):.0f} %) "
                      f"| {100 * row['data_share']:.1f} | {mem} | {sample} |")
-    compiled = [row for row in result["train"] if "compile_s" in row]
-    if compiled:
+    compiled_rows = [row for row in result["train"] if "compile_s" in row]
+    if compiled_rows:
         lines += ["", "| case | first (compiling) step | genlab eager img/s | compiled / eager | compiling pays after |",
                   "|---|---|---|---|---|"]
-        for row in compiled:
+        for row in compiled_rows:
             pays = row["compile_pays_after_steps"]
             lines.append(f"| {row['label']} | {row['compile_s']:.0f} s | {row['genlab_eager']:.1f} | "
                          f"{row['compile_speedup']:.2f}× | {'never' if pays is None else f'{pays:.0f} steps'} |")

@@ -81,6 +81,8 @@ def _reset_peak_rss() -> bool:
 
 
 def _peak_rss_mib() -> float | None:
+    """``VmHWM`` in MiB, or None off Linux: the high-water mark :func:`_reset_peak_rss` resets (the
+    loop's ``peak_rss_mb`` reads ``ru_maxrss``, which no reset reaches)."""
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
@@ -155,6 +157,7 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     n = cfg.train.batch_size
     model, step = prepared_model(cfg, data)
     blocks = max(1, -(-steps // block))
+    timed_steps = blocks * block
     indices = [torch.randint(0, len(data), (n,), generator=torch.Generator().manual_seed(i)) for i in range(block)]
 
     plain = PLAIN_STEPS.get(cfg.model.family)
@@ -205,21 +208,20 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
         if eager_step:
             with _timer(totals, "eager"):
                 eager_block()
-    images = blocks * block * n
+    images = timed_steps * n
     result = {"config": Path(config).name, "overrides": list(overrides), "genlab_only": list(genlab_only),
-              "family": cfg.model.family, "batch_size": n, "steps": blocks * block, "precision": precision,
+              "family": cfg.model.family, "batch_size": n, "steps": timed_steps, "precision": precision,
               "threads": torch.get_num_threads(), "gflop_per_step": flops / 1e9,
               "genlab": images / totals["genlab"], "data_share": totals["genlab_data"] / totals["genlab"]}
-    result["genlab_gflops"] = flops * blocks * block / totals["genlab"] / 1e9
+    result["genlab_gflops"] = flops * timed_steps / totals["genlab"] / 1e9
     if compile_s is not None:
-        steps_timed = blocks * block
-        compiled, eager = totals["genlab"] / steps_timed, totals["eager"] / steps_timed  # seconds per step
+        compiled, eager = totals["genlab"] / timed_steps, totals["eager"] / timed_steps  # seconds per step
         result |= {"compile_s": compile_s, "genlab_eager": images / totals["eager"], "compile_speedup": eager / compiled,
                    "compile_pays_after_steps": (compile_s - compiled) / (eager - compiled) if eager > compiled else None}
     if plain_step:
         result["plain_fp32_eager"] = images / totals["plain"]
         result["ratio"] = result["genlab"] / result["plain_fp32_eager"]
-        result["plain_gflops"] = flops * blocks * block / totals["plain"] / 1e9
+        result["plain_gflops"] = flops * timed_steps / totals["plain"] / 1e9
     result["peak_rss_mib"] = _peak_rss_mib() if rss_reset else None
 
     model.eval()

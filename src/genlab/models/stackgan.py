@@ -402,10 +402,15 @@ class StackGAN(GenerativeModel):
                                   autocast=self.autocast)
         g_adv = heads * g_adv
         kl = kl_term(mu, logvar, m.kl_reduction)
-        g_loss = g_adv + m.kl_coeff * kl if m.conditioning_augmentation else g_adv
+        g_loss = self._g_loss(g_adv, kl)
         self.step_optimizer("generator", g_loss)
         out = {k: float(v.detach()) for k, v in d.items()}
         return out | {"g_loss": float(g_loss.detach()), "g_adv": float(g_adv.detach()), "kl": float(kl.detach())}
+
+    def _g_loss(self, g_adv: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
+        """G's loss: ``g_adv + model.kl_coeff · kl``, or ``g_adv`` alone without conditioning augmentation."""
+        m = self.config.model
+        return g_adv + m.kl_coeff * kl if m.conditioning_augmentation else g_adv
 
     @torch.no_grad()
     def eval_step(self, batch, generator):
@@ -424,8 +429,7 @@ class StackGAN(GenerativeModel):
         g_adv = self.discriminator.heads * GAN_LOSSES[m.loss][1](g_logits)
         kl = kl_term(mu, logvar, m.kl_reduction)
         out = {k: float(v) for k, v in d.items()}
-        g_loss = g_adv + m.kl_coeff * kl if m.conditioning_augmentation else g_adv
-        return out | {"g_loss": float(g_loss), "g_adv": float(g_adv), "kl": float(kl)}
+        return out | {"g_loss": float(self._g_loss(g_adv, kl)), "g_adv": float(g_adv), "kl": float(kl)}
 
     @torch.no_grad()
     def preview(self, data, generator):
