@@ -49,6 +49,9 @@ def test_train_step_speed_reports_rates_flops_and_data_share():
     table = markdown({"cpu": "test CPU", "threads": 1, "peaks": {"fp32": {"matmul": 10.0, "conv": 20.0}},
                       "train": [{"label": "tiny VAE"} | row]})
     assert "| tiny VAE | 16 | fp32 |" in table
+    capped = train_step_speed(CONFIGS / "vae-mnist.yaml", TINY, steps=2, block=2, max_batch_size=8,
+                              genlab_only=["train.precision=fp32"])
+    assert capped["batch_size"] == 8
 
 
 @pytest.mark.slow
@@ -68,3 +71,13 @@ def test_compute_peaks_measures_fp32_and_bf16():
     peaks = compute_peaks(seconds=0.01)
     assert set(peaks) == {"fp32", "bf16"}
     assert all(v > 0 for dtype in peaks.values() for v in dtype.values())
+    assert set(compute_peaks(seconds=0.01, dtypes=("fp32",))) == {"fp32"}
+
+
+def test_markdown_leaves_the_share_out_where_a_dtype_has_no_peak():
+    row = {"label": "bf16 case", "batch_size": 8, "precision": "bf16", "genlab": 10.0, "gflop_per_step": 1.0,
+           "genlab_gflops": 5.0, "data_share": 0.01}
+    table = markdown({"cpu": "AVX2 CPU", "threads": 1, "peaks": {"fp32": {"matmul": 10.0, "conv": 20.0}}, "train": [row]})
+    assert "| bf16 case | 8 | bf16 | 10.0 | — | — | 1.00 | 5 | 1.0 |" in table
+    table = markdown({"cpu": "AVX2 CPU", "threads": 1, "peaks": {"bf16": {"matmul": 10.0, "conv": 20.0}}, "train": [row]})
+    assert "| 5 (25 %) |" in table

@@ -2,7 +2,10 @@
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -129,6 +132,27 @@ def test_precision_auto_is_resolved_from_the_cpu_and_recorded(tmp_path, monkeypa
     run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "run")
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "fp32"
     assert "precision fp32: the CPU has no native bf16" in (run / "train.log").read_text()
+
+
+@pytest.mark.parametrize("env, hardware_left", [
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}, {"AVX2"}),
+    ({"ONEDNN_MAX_CPU_ISA": "avx512_core"}, {"AVX2", "AVX-512"}),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX10_1_512_AMX"}, {"AVX2", "AVX-512", "AVX512_BF16", "AMX"}),
+])
+def test_isa_caps_of_the_environment_limit_the_features_auto_uses(env, hardware_left):
+    """A capped process (e.g. an AVX-512/AMX machine run as an AVX2-only one) sees only what the caps leave."""
+    code = ("import json, torch; from genlab.core.hardware import cpu_info, resolve_precision; i = cpu_info(); "
+            "print(json.dumps([i.features, i.capped, i.caps, i.describe(), resolve_precision('auto', torch.device('cpu'))]))")
+    clean = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    out = subprocess.run([sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, check=True)
+    features, capped, caps, line, (precision, why) = json.loads(out.stdout)
+    hardware = set(features) | set(capped)
+    assert set(features) == hardware & hardware_left and set(capped) == hardware - hardware_left
+    assert caps and all(cap.split("=")[0] in env for cap in caps) and "capped by" in line
+    native = {"AVX512_BF16", "AMX"} & set(features)
+    assert precision == ("bf16" if native else "fp32")
+    if {"AVX512_BF16", "AMX"} & set(capped):
+        assert "leaves no native bf16" in why
 
 
 def test_cosine_schedule_resumes_exactly(tmp_path):

@@ -259,10 +259,11 @@ def evaluator_text_match(
 
 @app.command()
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="The default configs with 3 steps each and short peaks "
-                               "(under 2 minutes on a 2-core CPU); without it every case, 20 steps each."),
+    quick: bool = typer.Option(False, "--quick", help="The default configs at batches of at most 32, 6 steps each "
+                               "in 3 alternating blocks, short peaks (under 2 minutes on a 2-core CPU); without it "
+                               "every case at its config's batch, 20 steps each."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads [default: torch's, all cores]."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Timed steps per loop and case [default: 3 quick, 20 full]."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Timed steps per loop and case [default: 6 quick, 20 full]."),
     only: list[str] | None = typer.Option(None, "--only", help="Only cases whose label contains this text "
                                           "(repeatable), e.g. --only CycleGAN."),
     features: bool = typer.Option(True, "--features/--no-features", help="Also time FID feature extraction."),

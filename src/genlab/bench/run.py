@@ -5,7 +5,9 @@ dtype, then one row per benchmark case (each family's default config and the see
 genlab's train step beside the plain fp32 eager step, FLOPs, achieved GFLOP/s and their share of the
 conv peak of the dtype in use, the data pipeline's share of the step, peak memory, sampling
 throughput; and FID feature extraction beside a plain fp32 eager pass. ``--quick`` runs the
-default configs with few steps (under 2 minutes on a 2-core CPU).
+default configs at batches of at most :data:`QUICK_MAX_BATCH` with few steps, so that the ratios
+still come from several alternating blocks, in under 2 minutes on a 2-core CPU (the table shows
+the batch each row used).
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ CASES = (
 )
 
 
+#: --quick: batches above this are cut to it, so that the slow plain fp32 steps of the 96 px
+#: DCGAN (7 s at batch 128 on one Xeon core) leave time for three alternating blocks per case
+QUICK_MAX_BATCH = 32
+#: (timed steps, steps per block) per case: quick = 3 blocks of 2, full = 4 blocks of 5
+QUICK_STEPS, QUICK_BLOCK = 6, 2
+FULL_STEPS, FULL_BLOCK = 20, 5
+
+
 def configs_dir() -> Path:
     """The repository's ``configs/`` folder (genlab installed from a checkout, as the README's setup does)."""
     for candidate in (Path(__file__).resolve().parents[3] / "configs", Path.cwd() / "configs"):
@@ -55,8 +65,10 @@ def configs_dir() -> Path:
                       "root or pass --configs DIR")
 
 
-def _share(row: dict, peaks: dict) -> float:
-    return row["genlab_gflops"] / peaks[row["precision"]]["conv"]
+def _share(row: dict, peaks: dict) -> str:
+    """``" (12 %)"``: the row's GFLOP/s as a share of the conv peak of its dtype, or ``""`` if not measured."""
+    peak = peaks.get(row["precision"])
+    return f" ({100 * row['genlab_gflops'] / peak['conv']:.0f} %)" if peak else ""
 
 
 def markdown(result: dict) -> str:
@@ -75,7 +87,7 @@ def markdown(result: dict) -> str:
         mem = f"{row['peak_rss_mib']:.0f}" if row.get("peak_rss_mib") else "—"
         sample = f"{row['sample_images_per_s']:.0f}" if "sample_images_per_s" in row else "—"
         lines.append(f"| {row['label']} | {row['batch_size']} | {row['precision']} | {row['genlab']:.1f} | {plain} | "
-                     f"{ratio} | {row['gflop_per_step']:.2f} | {row['genlab_gflops']:.0f} ({100 * _share(row, peaks):.0f} %) "
+                     f"{ratio} | {row['gflop_per_step']:.2f} | {row['genlab_gflops']:.0f}{_share(row, peaks)} "
                      f"| {100 * row['data_share']:.1f} | {mem} | {sample} |")
     compiled_rows = [row for row in result["train"] if "compile_s" in row]
     if compiled_rows:
@@ -110,7 +122,8 @@ def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path 
     result = {"cpu": info.describe(), "features_present": list(info.features), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "quick": quick, "compile": compile}
     progress(f"CPU: {result['cpu']}; torch {torch.__version__}, {result['threads']} threads")
-    result["peaks"] = compute_peaks(0.3 if quick else 2.0)
+    # bf16 only where it is native: no case trains in it elsewhere (auto → fp32), and emulated it takes minutes
+    result["peaks"] = compute_peaks(0.3 if quick else 2.0, ("fp32", "bf16") if info.native_bf16 else ("fp32",))
     for dtype, peak in result["peaks"].items():
         progress(f"peak {dtype}: matmul {peak['matmul']:.0f} GFLOP/s, conv {peak['conv']:.0f} GFLOP/s")
     result["train"] = []
@@ -118,9 +131,11 @@ def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path 
         path = folder / case.config
         if not path.is_file():
             raise GenlabError(f"genlab bench: config {path} not found (case {case.label!r})")
-        n_steps = steps or (3 if quick else 20)
-        block = min(5, n_steps)
+        n_steps = steps or (QUICK_STEPS if quick else FULL_STEPS)
+        block = min(QUICK_BLOCK if quick else FULL_BLOCK, n_steps)
         row = {"label": case.label} | train_step_speed(path, list(case.overrides), steps=n_steps, block=block,
+                                                       max_batch_size=QUICK_MAX_BATCH if quick else None,
+                                                       sample_seconds=0.3 if quick else 1.0,
                                                        genlab_only=["train.compile=true"] if compile else [])
         result["train"].append(row)
         ratio = f", plain {row['plain_fp32_eager']:.1f} ({row['ratio']:.2f}×)" if "ratio" in row else ", no plain baseline"

@@ -53,13 +53,18 @@ def _rate(fn, flops: float, seconds: float) -> float:
     return flops * calls / (time.perf_counter() - started) / 1e9
 
 
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
 @torch.inference_mode()
-def compute_peaks(seconds: float = 1.0) -> dict[str, dict[str, float]]:
-    """Achievable GFLOP/s per dtype (``fp32``, ``bf16``): ``matmul`` (2048² × 2048) and ``conv``
+def compute_peaks(seconds: float = 1.0, dtypes: tuple[str, ...] = tuple(PEAK_DTYPES)) -> dict[str, dict[str, float]]:
+    """Achievable GFLOP/s per dtype (of ``fp32``, ``bf16``): ``matmul`` (2048² × 2048) and ``conv``
     (3×3, 256 → 256 channels, 32×32 maps, batch 16, channels-last: the shape of a DCGAN's middle
-    layers), forward only, each repeated for ``seconds``."""
+    layers), forward only, each repeated for ``seconds``. Leave ``bf16`` out on a CPU without native
+    bf16: its emulated 2048² matmul takes ~90 s per call there (AVX2, one thread)."""
     out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for name in dtypes:
+        dtype = PEAK_DTYPES[name]
         n = 2048
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         batch, ch, size = 16, 256, 32
@@ -133,16 +138,16 @@ def prepared_model(cfg, data):
 
 
 def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: int = 10, block: int = 5,
-                     batch_size: int | None = None, genlab_only: list[str] = (),
-                     sample_images: int = 64) -> dict:
+                     batch_size: int | None = None, max_batch_size: int | None = None,
+                     genlab_only: list[str] = (), sample_images: int = 64, sample_seconds: float = 1.0) -> dict:
     """Images/s of genlab's train step beside the family's plain fp32 eager step, same networks, same process.
 
     Args:
         config, overrides: the config file and ``key=value`` overrides for both loops' networks.
         steps: timed steps per loop (rounded up to whole blocks); ``block`` steps per block.
-        batch_size: the batch (default the config's ``train.batch_size``).
+        batch_size: the batch (default the config's ``train.batch_size``); ``max_batch_size`` caps it.
         genlab_only: overrides for genlab's loop only (e.g. ``train.precision=fp32``).
-        sample_images: images per sampling call.
+        sample_images: images per sampling call, repeated for at least ``sample_seconds``.
 
     Returns:
         A flat dict: ``genlab`` and ``plain_fp32_eager`` images/s, ``ratio``, ``precision``,
@@ -151,6 +156,9 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     """
     size = [f"train.batch_size={batch_size}"] if batch_size else []
     cfg = load_config(config, [*overrides, *size, *genlab_only])
+    if max_batch_size is not None and cfg.train.batch_size > max_batch_size:
+        size = [f"train.batch_size={max_batch_size}"]
+        cfg = load_config(config, [*overrides, *size, *genlab_only])
     family = registry.get(cfg.model.family)
     precision, _ = resolve_precision(cfg.train.precision, CPU)
     data = load_source(cfg.data, "train", family.data_kind)
@@ -230,7 +238,7 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     if sampler is not None:
         sampler()
         started, calls = time.perf_counter(), 0
-        while calls < 2 or time.perf_counter() - started < 1.0:
+        while calls < 2 or time.perf_counter() - started < sample_seconds:
             sampler()
             calls += 1
         result["sample_images_per_s"] = count * calls / (time.perf_counter() - started)

@@ -5,6 +5,12 @@ later) or AMX-BF16 tiles (Sapphire Rapids and later). On an AVX2-only CPU PyTorc
 with conversions and it runs slower than fp32, so ``auto`` keeps fp32 there. Measured on this
 project's Xeon (AMX-BF16), genlab's DCGAN step at 64 px: 96 images/s fp32, 212 bf16
 (``benchmarks/speed.py``, BENCHMARKS.md).
+
+The features are the ones this process may use: the hardware's, less what the environment caps.
+``ONEDNN_MAX_CPU_ISA`` caps oneDNN (convolutions, bf16 matrix products) and ``ATEN_CPU_CAPABILITY``
+caps PyTorch's own vector kernels, so ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` makes an
+AVX-512/AMX machine train as an AVX2-only CPU does (``auto`` → fp32), which is how BENCHMARKS.md
+measures the AVX2 rows on the Xeon.
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ _FEATURES = {
 }
 #: /proc/cpuinfo flags of the same features (used where torch lacks a probe)
 _FLAGS = {"AVX2": "avx2", "AVX-512": "avx512f", "AVX512_BF16": "avx512_bf16", "AMX": "amx_bf16"}
+#: ``ONEDNN_MAX_CPU_ISA`` values, lowest first (oneDNN's "CPU dispatcher control"; the AVX10 names
+#: are aliases of the AVX512_CORE_FP16 / AMX ones), and the lowest value that allows each feature
+_ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "ALL")
+_ONEDNN_ALIASES = {"AVX10_1_512": "AVX512_CORE_FP16", "AVX10_1_512_AMX": "AVX512_CORE_AMX",
+                   "AVX10_1_512_AMX_FP16": "AVX512_CORE_AMX_FP16", "DEFAULT": "ALL"}
+_ONEDNN_NEEDS = {"AVX2": "AVX2", "AVX-512": "AVX512_CORE", "AVX512_BF16": "AVX512_CORE_BF16", "AMX": "AVX512_CORE_AMX"}
+#: ``torch.backends.cpu.get_cpu_capability()`` values and the vector features PyTorch's kernels use at each
+_ATEN_ALLOWS = {"DEFAULT": set(), "AVX2": {"AVX2"}}
 
 
 @dataclass(frozen=True)
@@ -34,7 +49,9 @@ class CPUInfo:
 
     name: str
     cores: int
-    features: tuple[str, ...]  # subset of AVX2, AVX-512, AVX512_BF16, AMX, in that order
+    features: tuple[str, ...]  # subset of AVX2, AVX-512, AVX512_BF16, AMX, in that order; usable by this process
+    capped: tuple[str, ...] = ()  # hardware features the environment's caps (ONEDNN_MAX_CPU_ISA, ...) take away
+    caps: tuple[str, ...] = ()  # those caps as NAME=value
 
     @property
     def native_bf16(self) -> bool:
@@ -42,8 +59,12 @@ class CPUInfo:
         return "AVX512_BF16" in self.features or "AMX" in self.features
 
     def describe(self) -> str:
-        """One line, e.g. ``Intel(R) Xeon(R) Processor, 2 cores, AVX2 AVX-512 AVX512_BF16 AMX``."""
-        return f"{self.name}, {self.cores} cores, {' '.join(self.features) or 'no AVX2'}"
+        """One line, e.g. ``Intel(R) Xeon(R) Processor, 2 cores, AVX2 AVX-512 AVX512_BF16 AMX``, naming the
+        caps and the features they take away when the environment sets any."""
+        line = f"{self.name}, {self.cores} cores, {' '.join(self.features) or 'no AVX2'}"
+        if self.caps:
+            line += f" (capped by {' '.join(self.caps)}: the hardware's {' '.join(self.capped) or 'nothing'} unused)"
+        return line
 
 
 def _proc_cpuinfo() -> tuple[str, set[str]]:
@@ -65,14 +86,36 @@ def _proc_cpuinfo() -> tuple[str, set[str]]:
 def cpu_info() -> CPUInfo:
     """This machine's :class:`CPUInfo` (torch's own feature probes, else ``/proc/cpuinfo`` flags)."""
     name, flags = _proc_cpuinfo()
-    features = []
+    hardware = []
     for feature, probe in _FEATURES.items():
         check = getattr(torch.cpu, probe, None)
         present = bool(check()) if check is not None else _FLAGS[feature] in flags
         if present:
-            features.append(feature)
+            hardware.append(feature)
+    allowed, caps = _allowed_by_caps()
     return CPUInfo(name or platform.processor() or platform.machine(), _cores(),
-                   tuple(features))
+                   tuple(f for f in hardware if f in allowed), tuple(f for f in hardware if f not in allowed), caps)
+
+
+def _allowed_by_caps() -> tuple[set[str], tuple[str, ...]]:
+    """The features the environment lets this process use, and the caps in force as ``NAME=value``.
+
+    ``ONEDNN_MAX_CPU_ISA`` limits every feature; PyTorch's ``ATEN_CPU_CAPABILITY`` (read back from
+    torch, so a bad value torch ignores counts as no cap) limits AVX2 and AVX-512 but not the bf16
+    units, which only oneDNN drives.
+    """
+    allowed, caps = set(_ONEDNN_NEEDS), []
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
+    onednn = _ONEDNN_ALIASES.get(onednn, onednn)
+    if onednn in _ONEDNN_ISAS and onednn != "ALL":
+        level = _ONEDNN_ISAS.index(onednn)
+        allowed = {f for f, needs in _ONEDNN_NEEDS.items() if _ONEDNN_ISAS.index(needs) <= level}
+        caps.append(f"ONEDNN_MAX_CPU_ISA={onednn}")
+    aten = torch.backends.cpu.get_cpu_capability().upper() if os.environ.get("ATEN_CPU_CAPABILITY") else ""
+    if aten in _ATEN_ALLOWS:
+        allowed -= {"AVX2", "AVX-512"} - _ATEN_ALLOWS[aten]
+        caps.append(f"ATEN_CPU_CAPABILITY={aten.lower()}")
+    return allowed, tuple(caps)
 
 
 def _cores() -> int:
@@ -95,4 +138,6 @@ def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
     if info.native_bf16:
         native = " and ".join(f for f in ("AVX512_BF16", "AMX") if f in info.features)
         return "bf16", f"the CPU runs bf16 natively ({native})"
+    if {"AVX512_BF16", "AMX"} & set(info.capped):
+        return "fp32", f"{' '.join(info.caps)} leaves no native bf16 (AVX512_BF16 or AMX), where bf16 runs slower than fp32"
     return "fp32", "the CPU has no native bf16 (no AVX512_BF16 or AMX), where bf16 runs slower than fp32"
