@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 
@@ -354,6 +355,28 @@ def test_tiny_gan_learns_something():
     assert any(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
     out = model.eval().sample(8, generator=torch.Generator().manual_seed(0))
     assert float(out.std()) > 1e-3
+
+
+def test_eval_d_real_scores_with_batch_statistics_and_changes_nothing():
+    """Held-out d_real is what D's training forward would say (BatchNorm on the batch's own statistics),
+    not the eval-mode score of running statistics that mix real and fake batches; D's state is untouched."""
+    model = gan("model.width=8", "data.image_size=16", "train.lr=0.002")
+    real = -torch.ones(16, 1, 16, 16)
+    real[..., :8] = 1.0
+    for s in range(6):
+        model.train_step({"image": real}, s)
+    model.eval()
+    before = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
+    d_real = model.eval_step({"image": real}, torch.Generator().manual_seed(0))["d_real"]
+    after = model.discriminator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.discriminator.training and not any(m.training for m in model.discriminator.modules())
+    twin = copy.deepcopy(model.discriminator).train()
+    with torch.no_grad():
+        expected = float(torch.sigmoid(twin(real)).mean())
+        running = float(torch.sigmoid(model.discriminator(real)).mean())
+    assert d_real == pytest.approx(expected, abs=1e-6)
+    assert abs(d_real - running) > 1e-3  # the running statistics differ from a real-only batch's
 
 
 _SPLITS: dict = {}

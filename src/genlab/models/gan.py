@@ -43,7 +43,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genlab.adversarial.steps import Tricks, discriminator_loss, generator_loss
+from genlab.adversarial.steps import Tricks, batch_statistics, discriminator_loss, generator_loss
 from genlab.adversarial.tricks import DIFFAUG_POLICIES, EMA, parse_policy
 from genlab.analysis.gan_figures import write_gan_figures
 from genlab.eval.gan_metrics import evaluate_gan
@@ -287,8 +287,10 @@ class GAN(GenerativeModel):
 
     @torch.no_grad()
     def eval_step(self, batch, generator):
-        """Mean D output on held-out real images, ``d_real`` (a train/test gap means D memorises)."""
-        return {"d_real": self._score(self.discriminator(batch["image"]))}
+        """Mean D output on held-out real images, ``d_real`` (a train/test gap means D memorises), with
+        BatchNorm on the batch's own statistics as in training (:func:`batch_statistics`)."""
+        with batch_statistics(self.discriminator) as disc:
+            return {"d_real": self._score(disc(batch["image"]))}
 
     @torch.no_grad()
     def sample(self, n, cond=None, generator=None):

@@ -55,7 +55,7 @@ import torch
 import yaml
 
 from genlab.adversarial.losses import GAN_LOSSES
-from genlab.adversarial.steps import Tricks, d_input, generator_loss
+from genlab.adversarial.steps import Tricks, batch_statistics, d_input, generator_loss
 from genlab.adversarial.tricks import DIFFAUG_POLICIES, parse_policy, real_targets
 from genlab.analysis.stackgan_figures import write_stackgan_figures
 from genlab.data.captioned import text_dim, text_encoder_for
@@ -414,7 +414,8 @@ class StackGAN(GenerativeModel):
 
     @torch.no_grad()
     def eval_step(self, batch, generator):
-        """The training losses on test pairs (no tricks, no updates): a rising test ``d_loss_real`` with a
+        """The training losses on test pairs (no tricks, no updates; D's BatchNorm on each batch's own
+        statistics, as in training: :func:`batch_statistics`): a rising test ``d_loss_real`` with a
         falling train one means D memorises the training images."""
         m = self.config.model
         real, embedding = batch["image"], batch["text_embedding"].float()
@@ -424,8 +425,9 @@ class StackGAN(GenerativeModel):
 
         fake, mu, logvar, _ = self._forward(embedding, self._draws(real.shape[0], draw))
         condition, wrong_condition = self._conditions(mu, embedding, batch["wrong_text_embedding"].float())
-        d = matching_aware_d_loss(*self.discriminator(real, condition, fake, wrong_condition), loss=m.loss)
-        g_logits = self.discriminator(fake, condition)
+        with batch_statistics(self.discriminator) as disc:
+            d = matching_aware_d_loss(*disc(real, condition, fake, wrong_condition), loss=m.loss)
+            g_logits = disc(fake, condition)
         g_adv = self.discriminator.heads * GAN_LOSSES[m.loss][1](g_logits)
         kl = kl_term(mu, logvar, m.kl_reduction)
         out = {k: float(v) for k, v in d.items()}
