@@ -343,9 +343,10 @@ def test_eval_reports_r_precision_with_ceiling_and_floor(runs, tmp_path):
     settings = MatcherSettings(text_dim=16, epochs=3, batch_size=8, image_size=16)
     result = evaluate_stackgan(model, config, matcher_settings=settings, cache_dir=tmp_path / "cache", progress=False)
     for key in ("r_precision", "r_precision_stage1", "r_precision_real", "r_precision_shuffled", "fid_matcher",
-                "kid_matcher"):
+                "kid_matcher", "fid_matcher_stage1", "kid_matcher_stage1"):
         assert math.isfinite(result[key]), key
     assert 0.0 <= result["r_precision_shuffled"] <= result["r_precision_real"] <= 1.0
+    assert result["fid_matcher_stage1"] != result["fid_matcher"]  # the enlarged Stage-I images, scored apart
     protocol = result["protocol"]
     assert protocol["captions"] == "folder/test" and protocol["r_precision"]["matcher"]["trained_now"] == "true"
     assert protocol["r_precision"]["matcher_training"] == "folder/train"

@@ -20,7 +20,10 @@ these images) and for real images paired with another image's caption the floor
 ``eval.reference_split`` (default the test split) via
 :func:`genlab.eval.gan_metrics.scores_from_features`: TF-Inception pool3 features with
 ``eval.inception=true`` (keys ``*_inception``), else the matcher's image embedding (keys
-``*_matcher``: a dataset-specific evaluator, comparable only between runs of the same data).
+``*_matcher``: a dataset-specific evaluator, comparable only between runs of the same data). A
+Stage-II run also scores its Stage-I images of the same noise, bilinearly enlarged to the final
+size, against the same reference (keys ``*_stage1``, e.g. ``fid_inception_stage1``): the paper's
+"Stage-II against Stage-I upsampled" comparison, with everything else held fixed.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def evaluate_stackgan(model, config: Config, *, inception: bool | None = None,
     generator = torch.Generator().manual_seed(METRIC_SEED)
     was_training = model.training
     model.eval()
-    final_emb, low_emb, feats = [], [], []
+    final_emb, low_emb, feats, low_feats = [], [], [], []
     try:
         from tqdm.auto import tqdm
 
@@ -101,7 +104,11 @@ def evaluate_stackgan(model, config: Config, *, inception: bool | None = None,
             final_emb.append(embed_images(matcher, final))
             feats.append(extractor(final).float() if inception else final_emb[-1])
             if low is not None:
-                low_emb.append(embed_images(matcher, quantise_8bit(low.float().cpu())))
+                low = quantise_8bit(low.float().cpu())
+                low_emb.append(embed_images(matcher, low))
+                enlarged = torch.nn.functional.interpolate(low, size=final.shape[-2:], mode="bilinear",
+                                                           align_corners=False).clamp(0.0, 1.0)
+                low_feats.append(extractor(enlarged).float() if inception else embed_images(matcher, enlarged))
     finally:
         model.train(was_training)
 
@@ -138,6 +145,9 @@ def evaluate_stackgan(model, config: Config, *, inception: bool | None = None,
         real = extract_features(extractor, reference.data.images, ev.batch_size).float()
         scores, settings = scores_from_features(extractor.key, real, fake)
         out |= scores
+        if low_feats:
+            stage1, _ = scores_from_features(extractor.key, real, torch.cat(low_feats))
+            out |= {f"{key}_stage1": value for key, value in stage1.items()}
         protocol |= settings | {"reference": f"{data.name}/{ref_split}", "reference_images": len(real),
                                 "features": {extractor.key: _feature_info(extractor)}}
     if not inception:
