@@ -34,9 +34,12 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
+def _save(fig: Figure, path: str | os.PathLike, dpi: int, tight: bool = False) -> Path:
+    """Write ``fig`` as PNG; ``tight``: cropped to what is drawn (long tick labels beside a fixed-aspect
+    image grid, which the constrained layout would otherwise clip or pad with empty bands)."""
+    extra = {"bbox_inches": "tight", "pad_inches": 0.05} if tight else {}
     try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, **extra))
     finally:
         fig.clear()
 
@@ -291,7 +294,7 @@ def plot_image_grid_figure(
         ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    return _save(fig, path, dpi)
+    return _save(fig, path, dpi, tight=row_labels is not None)
 
 
 def plot_lines(
