@@ -118,7 +118,7 @@ def stackgan_step(model, cfg) -> PlainStep:
         real, text = batch["image"], batch["text_embedding"].float()
         n = real.shape[0]
         fake, mu, logvar = generator(text, torch.randn(n, m.z_dim), torch.randn(n, m.c_dim))
-        cond = mu.detach()
+        cond = text if m.d_condition == "embedding" else mu.detach()  # D's text input, as model.d_condition says
         ones, zeros = torch.ones(n), torch.zeros(n)
         err_real = F.binary_cross_entropy_with_logits(logits(real, cond), ones)
         err_wrong = F.binary_cross_entropy_with_logits(logits(real[:-1], cond[1:]), zeros[1:])
