@@ -37,7 +37,7 @@ _FLAGS = {"AVX2": "avx2", "AVX-512": "avx512f", "AVX512_BF16": "avx512_bf16", "A
 _ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
                 "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "ALL")
 _ONEDNN_ALIASES = {"AVX10_1_512": "AVX512_CORE_FP16", "AVX10_1_512_AMX": "AVX512_CORE_AMX",
-                   "AVX10_1_512_AMX_FP16": "AVX512_CORE_AMX_FP16", "DEFAULT": "ALL"}
+                   "AVX10_1_512_AMX_FP16": "AVX512_CORE_AMX_FP16"}
 _ONEDNN_NEEDS = {"AVX2": "AVX2", "AVX-512": "AVX512_CORE", "AVX512_BF16": "AVX512_CORE_BF16", "AMX": "AVX512_CORE_AMX"}
 #: ``torch.backends.cpu.get_cpu_capability()`` values and the vector features PyTorch's kernels use at each
 _ATEN_ALLOWS = {"DEFAULT": set(), "AVX2": {"AVX2"}}
