@@ -65,6 +65,26 @@ def test_config_errors_name_the_key(root):
         build_model(tiny(root, "data.image_size=34"))  # not a multiple of the ResNet generator's stride, 4
     with pytest.raises(ConfigError, match="data.image_size.*at least 32"):
         build_model(tiny(root, "data.image_size=16"))
+    with pytest.raises(ConfigError, match="model.diffaug.*translation"):
+        tiny(root, "model.diffaug=translation,blur")
+
+
+def test_diffaug_reaches_the_discriminators_in_both_steps(root):
+    """DiffAugment changes what both Ds see (so the losses), in the G and the D step, and trains finitely."""
+    def first_losses(*extra):
+        model = build_model(tiny(root, *extra))
+        model.set_lr_schedule("constant", 10)
+        model.noise = SharedNoise(0)
+        torch.manual_seed(0)
+        batch = {"image": torch.rand(2, 3, 32, 32) * 2 - 1, "image_b": torch.rand(2, 3, 32, 32) * 2 - 1}
+        return model.train_step(batch, 0)
+
+    plain, augmented = first_losses(), first_losses("model.diffaug=translation,cutout")
+    assert all(np.isfinite(v) for v in augmented.values())
+    for name in ("G_A", "G_B", "D_A", "D_B"):
+        assert augmented[name] != plain[name], name
+    for name in ("cycle_A", "cycle_B", "idt_A", "idt_B"):  # G's first forward pass does not involve D
+        assert augmented[name] == plain[name], name
 
 
 def test_image_pool_fills_then_swaps_half_the_time():

@@ -18,6 +18,7 @@ from genlab.config import DataConfig, load_config
 from genlab.errors import GenlabError
 from genlab.eval import features as features_module
 from genlab.eval import gan_metrics
+from genlab.eval.bootstrap import fid_from_grams, fid_margin_bootstrap
 from genlab.eval.features import (
     EvaluatorFeatures,
     InceptionFeatures,
@@ -79,6 +80,31 @@ def test_fid_agrees_with_scipy_for_full_covariances():
     root = scipy.linalg.sqrtm(c1 @ c2).real
     expected = ((mu1 - mu2) ** 2).sum() + np.trace(c1 + c2 - 2 * root)
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("n, m, d", [(40, 30, 64), (200, 150, 8)])  # fewer rows than dims, and more
+def test_fid_from_grams_equals_the_full_fid(n, m, d):
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(n, d, generator=g, dtype=torch.float64).abs()
+    b = 1.2 * torch.randn(m, d, generator=g, dtype=torch.float64).abs() + 0.1
+    assert fid_from_grams(a @ a.T, b @ b.T, a @ b.T) == pytest.approx(frechet_distance(a, b), rel=1e-6)
+
+
+def test_fid_margin_bootstrap_sign_spread_and_seed():
+    g = torch.Generator().manual_seed(6)
+    target = torch.randn(60, 32, generator=g, dtype=torch.float64)
+    close = target + 0.3 * torch.randn(60, 32, generator=g, dtype=torch.float64)  # a translation near the target
+    far = target + 1.5  # its input: the same subjects, shifted
+    result = fid_margin_bootstrap(target, close, far, paired=True, resamples=100)
+    assert result["gain"] == pytest.approx(frechet_distance(target, far) - frechet_distance(target, close), rel=1e-6)
+    assert result["gain"] > 3 * result["gain_se"] > 0
+    assert fid_margin_bootstrap(target, close, far, paired=True, resamples=100) == result  # seeded
+    swapped = fid_margin_bootstrap(target, far, close, paired=False, resamples=100)
+    assert swapped["gain"] == pytest.approx(-result["gain"]) and swapped["gain_se"] > 0
+    with pytest.raises(ValueError, match="paired sets need equal sizes"):
+        fid_margin_bootstrap(target[:50], close, far, paired=True)
+    with pytest.raises(ValueError, match="must pair up"):
+        fid_margin_bootstrap(target, close, far[:50], paired=False)
 
 
 # --- KID ----------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.schema import check
+
 #: ``draw(rows, *shape)`` → float32 tensor ``(rows, *shape)`` on the CPU
 Draw = Callable[..., torch.Tensor]
 
@@ -167,6 +169,14 @@ def parse_policy(policy: str | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown DiffAugment policy {unknown[0]!r}; allowed: {', '.join(DIFFAUG_POLICIES)}")
     return names
+
+
+def check_diffaug(policy: str | None, key: str = "model.diffaug") -> None:
+    """A config's DiffAugment policy is null or known names; else a ConfigError naming ``key``."""
+    try:
+        parse_policy(policy)
+    except ValueError:
+        check(False, key, policy, f"null or a comma-separated list of {', '.join(DIFFAUG_POLICIES)}")
 
 
 def diff_augment(x: torch.Tensor, policy: str | None, rand: Draw) -> torch.Tensor:

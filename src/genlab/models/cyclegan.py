@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.adversarial.steps import Tricks, discriminator_loss, generator_loss
+from genlab.adversarial.tricks import check_diffaug
 from genlab.analysis.cyclegan_figures import cycle_rows, write_cyclegan_figures
 from genlab.data.transforms import JITTER_RATIO, random_jitter
 from genlab.eval.translation_metrics import evaluate_translation
@@ -78,6 +79,9 @@ class CycleGANConfig(ModelConfig):
     betas: list[float] | None = None  # Adam; null = (0.5, 0.999)
     decay_epochs: int | None = None  # final epochs of linear lr decay to 0; null = half of train.epochs (100 + 100)
     jitter: bool = True  # enlarge by 286/256, random crop, random flip (§7.1)
+    # DiffAugment on both Ds' images, real and fake, in the D and the G step (Zhao et al. 2020; not in the
+    # paper), e.g. "translation,cutout"; "color" would hide the colour shifts the translation must make
+    diffaug: str | None = None
 
     def __post_init__(self) -> None:
         self.preset = canonical_preset(self.preset)
@@ -98,6 +102,7 @@ class CycleGANConfig(ModelConfig):
               "two numbers in [0, 1)")
         check(self.decay_epochs is None or self.decay_epochs >= 0, "model.decay_epochs", self.decay_epochs,
               "an integer >= 0 or null (half of train.epochs)")
+        check_diffaug(self.diffaug)
 
 
 class ImagePool:
@@ -165,7 +170,7 @@ class CycleGAN(GenerativeModel):
         betas = tuple(m.betas)
         self.g_optimizer = adam([*self.G_A.parameters(), *self.G_B.parameters()], config.train.lr, betas)
         self.d_optimizer = adam([*self.D_A.parameters(), *self.D_B.parameters()], config.train.lr, betas)
-        self.tricks = Tricks(loss=m.loss)
+        self.tricks = Tricks.from_config(m)  # loss and diffaug
         self.pool_A, self.pool_B = ImagePool(m.pool_size), ImagePool(m.pool_size)  # fakes of A, of B
 
     def _generator(self, c_in: int, c_out: int) -> nn.Module:

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from genlab.adversarial.steps import Tricks, batch_statistics, discriminator_loss, generator_loss
-from genlab.adversarial.tricks import DIFFAUG_POLICIES, EMA, parse_policy
+from genlab.adversarial.tricks import EMA, check_diffaug
 from genlab.analysis.gan_figures import write_gan_figures
 from genlab.eval.gan_metrics import evaluate_gan
 from genlab.family import Family
@@ -150,11 +150,7 @@ class GANConfig(ModelConfig):
               self.instance_noise_anneal_steps, "an integer >= 0 (0 = no annealing)")
         check(self.ema_decay is None or 0.0 < self.ema_decay < 1.0, "model.ema_decay", self.ema_decay,
               "null (off) or a number in (0, 1), e.g. 0.999")
-        try:
-            parse_policy(self.diffaug)
-        except ValueError:
-            check(False, "model.diffaug", self.diffaug,
-                  f"null or a comma-separated list of {', '.join(DIFFAUG_POLICIES)}")
+        check_diffaug(self.diffaug)
 
 
 # --- the model ------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ import yaml
 
 from genlab.adversarial.losses import GAN_LOSSES
 from genlab.adversarial.steps import Tricks, batch_statistics, d_input, generator_loss
-from genlab.adversarial.tricks import DIFFAUG_POLICIES, parse_policy, real_targets
+from genlab.adversarial.tricks import check_diffaug, real_targets
 from genlab.analysis.stackgan_figures import write_stackgan_figures
 from genlab.data.captioned import text_dim, text_encoder_for
 from genlab.errors import ConfigError, GenlabError
@@ -137,10 +137,7 @@ class StackGANConfig(ModelConfig):
               "two numbers in [0, 1), e.g. [0.5, 0.999]")
         check(self.label_smoothing is None or 0.0 < self.label_smoothing <= 1.0, "model.label_smoothing",
               self.label_smoothing, "null or a target in (0, 1], e.g. 0.9")
-        try:
-            parse_policy(self.diffaug)
-        except ValueError:
-            check(False, "model.diffaug", self.diffaug, f"null or a comma-separated list of {', '.join(DIFFAUG_POLICIES)}")
+        check_diffaug(self.diffaug)
 
 
 def _size_error(config: Config, exc: ValueError) -> ConfigError:
