@@ -81,6 +81,14 @@ def test_help_explains_every_option():
     assert code == 0
     for option in ("--run-dir", "--resume", "--overwrite", "train.epochs=1"):
         assert option in out
+    assert "runs/<config name>" in " ".join(out.split())  # the default, not swallowed as rich markup
+
+
+def test_help_texts_keep_their_defaults():
+    """Help text in square brackets is rich markup and vanishes from --help; defaults use parentheses."""
+    for command, shown in (("bench", "torch's, all cores"), ("bench", "6 quick, 20 full"), ("sample", "~sqrt(n)")):
+        code, out = genlab(command, "--help")
+        assert code == 0 and shown in " ".join(out.replace("│", " ").split()), (command, shown)
 
 
 def test_eval_scores_a_folder_of_images_against_a_config(tmp_path):

@@ -37,7 +37,7 @@ def _setup_logging() -> None:
 def train(
     config: Path = typer.Argument(..., help="YAML config, e.g. configs/vae-mnist.yaml."),
     overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Where the run is written [default: runs/<config name>]."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Where the run is written (default: runs/<config name>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's newest checkpoint (starts fresh if it has none)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory and start again."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the family's analysis figures into RUN_DIR/figures after training."),
@@ -83,7 +83,7 @@ def sample(
     text: str | None = typer.Option(None, "--text", help="Caption to generate from (text-to-image models, e.g. StackGAN; "
                                     "a Stage-II run shows each Stage-I image beside its refinement)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent noise: the same seed gives the same file, byte for byte."),
-    nrow: int | None = typer.Option(None, "--nrow", min=1, help="Images per grid row [default: ~sqrt(n)]."),
+    nrow: int | None = typer.Option(None, "--nrow", min=1, help="Images per grid row (default: ~sqrt(n))."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
 ) -> None:
     """Generate a grid of N samples from a trained run (for a caption with --text)."""
@@ -262,14 +262,14 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="The default configs at batches of at most 32, 6 steps each "
                                "in 3 alternating blocks, short peaks (under 2 minutes on a 2-core CPU); without it "
                                "every case at its config's batch, 20 steps each."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads [default: torch's, all cores]."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Timed steps per loop and case [default: 6 quick, 20 full]."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's, all cores)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Timed steps per loop and case (default: 6 quick, 20 full)."),
     only: list[str] | None = typer.Option(None, "--only", help="Only cases whose label contains this text "
                                           "(repeatable), e.g. --only CycleGAN."),
     features: bool = typer.Option(True, "--features/--no-features", help="Also time FID feature extraction."),
     compile: bool = typer.Option(False, "--compile", help="Time genlab's steps with train.compile=true "
                                  "(torch.compile) and report each case's compile time."),
-    configs: Path | None = typer.Option(None, "--configs", help="Folder of the configs [default: the checkout's configs/]."),
+    configs: Path | None = typer.Option(None, "--configs", help="Folder of the configs (default: the checkout's configs/)."),
     output: Path = typer.Option(Path("runs/bench.json"), "-o", "--output",
                                 help="JSON file to write; the Markdown table goes beside it (.md)."),
 ) -> None:
