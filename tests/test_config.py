@@ -44,6 +44,8 @@ def test_exponent_notation_is_a_number_for_float_keys_only():
     ("model.preset=huge", ["model.preset", "lab-report", "large"]),
     ("train.epochs", ["key=value"]),
     ("train.epochs.x=1", ["train.epochs", "not a section"]),
+    ("data.emoji_framing=content", ["data.emoji_framing", "'native' with data.name=mnist"]),
+    ("data.emoji_framing=tight", ["data.emoji_framing", "'native'", "'content'"]),
 ])
 def test_bad_values_name_key_value_and_allowed(override, words):
     from genlab.registry import build_model

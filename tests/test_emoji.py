@@ -297,3 +297,72 @@ def test_selection_of_absent_emoji_is_a_data_error(name, monkeypatch, tmp_path):
     shutil.copy(cached, E.cache_path(name, SIZE))
     with pytest.raises(DataError, match="none of the emoji"):
         E.load_emoji(name, SIZE, keys=["10fffd"])
+
+
+# --- framing --------------------------------------------------------------------------------------------
+
+def _ink_extent(images: torch.Tensor) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) of each image's drawing (a channel below 245), bottom/right exclusive."""
+    out = []
+    for ink in images.min(dim=1).values < 245:
+        ys, xs = ink.any(1).nonzero().squeeze(1), ink.any(0).nonzero().squeeze(1)
+        out.append((int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1))
+    return out
+
+
+def test_fit_to_content_centres_and_fills_the_canvas():
+    images = torch.full((3, 3, 64, 64), 255, dtype=torch.uint8)
+    images[0, :, 4:20, 30:38] = 0  # a 16x8 bar off-centre, near the top
+    images[1, 0, 40:64, 50:64] = 10  # a red-less corner block touching two edges
+    out = E.fit_to_content(images, 32, margin=1 / 16)
+    assert out.shape == (3, 3, 32, 32) and out.dtype == torch.uint8
+    # (antialiased resizing smears an edge by up to one pixel, hence the tolerances)
+    (t0, b0, l0, r0), (t1, b1, l1, r1) = _ink_extent(out[:2])
+    assert 28 <= b0 - t0 <= 30 and abs((t0 + b0) / 2 - 16) <= 1  # the longer side spans 1 - 2/16 of 32 px = 28 px
+    assert 14 <= r0 - l0 <= 16 and abs((l0 + r0) / 2 - 16) <= 1  # centred, aspect kept (8/16 of 28)
+    assert 28 <= b1 - t1 <= 30 and abs((l1 + r1) / 2 - 16) <= 1  # white fills where the square left the canvas
+    assert torch.equal(out[2], torch.full((3, 32, 32), 255, dtype=torch.uint8))  # nothing drawn: white stays white
+
+
+def test_fit_to_content_bad_arguments():
+    with pytest.raises(ValueError, match="uint8"):
+        E.fit_to_content(torch.zeros(1, 3, 8, 8), 8)
+    with pytest.raises(ValueError, match="margin"):
+        E.fit_to_content(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 8, margin=0.5)
+
+
+def test_load_framed_renders_twice_the_size_and_fits(monkeypatch):
+    asked = []
+
+    def fake_load(name, image_size):
+        asked.append(image_size)
+        images = torch.full((1, 3, image_size, image_size), 255, dtype=torch.uint8)
+        images[:, :, image_size // 4: image_size // 2, image_size // 4: image_size // 2] = 0
+        return E.EmojiArt(images, ["1f600"], ["grinning face"], [[]], "fake")
+
+    monkeypatch.setattr(E, "load_emoji", fake_load)
+    native = E.load_framed("twemoji", 32, "native")
+    framed = E.load_framed("twemoji", 32, "content")
+    assert asked == [32, 64] and native.images.shape == framed.images.shape == (1, 3, 32, 32)
+    assert _ink_extent(native.images) == [(8, 16, 8, 16)]
+    top, bottom, left, right = _ink_extent(framed.images)[0]  # 30 px of 32 (margin 1/32 each side), ±1 px
+    assert 30 <= bottom - top <= 32 and 30 <= right - left <= 32 and top <= 1 and left <= 1
+    with pytest.raises(DataError, match="data.emoji_framing"):
+        E.load_framed("twemoji", 32, "tight")
+
+
+@pytest.mark.skipif(not {"twemoji", "openmoji"} <= set(INSTALLED), reason="needs Twemoji and OpenMoji")
+def test_content_framing_gives_two_sets_the_same_scale():
+    """OpenMoji draws with wider margins than Twemoji; fitted, both drawings span the canvas alike."""
+    a, b = _art("twemoji"), _art("openmoji")
+    index_a, index_b = E.paired_sets(a, b)
+
+    def spans(images):
+        return torch.tensor([max(bottom - top, right - left) for top, bottom, left, right in _ink_extent(images)],
+                            dtype=torch.float)
+
+    native_a, native_b = spans(a.images[index_a]), spans(b.images[index_b])
+    assert native_b.median() < 0.9 * native_a.median()
+    fitted_a = spans(E.fit_to_content(a.images[index_a], SIZE))
+    fitted_b = spans(E.fit_to_content(b.images[index_b], SIZE))
+    assert (fitted_a - fitted_b).abs().max() <= 2 and fitted_b.min() >= SIZE - 4  # ±1 px antialiasing each

@@ -45,6 +45,9 @@ class DataConfig:
     binarize: Literal["none", "dynamic"] = "none"  # dynamic: x ~ Bernoulli(grey/255) per draw
     value_range: Literal["unit", "symmetric"] = "unit"  # [0, 1] or [-1, 1]
     skip_bad_files: bool = False
+    #: emoji sets: "native" keeps each set's margins (OpenMoji draws smaller than Twemoji); "content" fits
+    #: every drawing to the canvas, so two sets differ in style but not in scale
+    emoji_framing: Literal["native", "content"] = "native"
     #: captioned families: captions → vectors by the built-in hashing encoder or MiniLM (extra genlab[text]);
     #: data.name=cub uses the authors' char-CNN-RNN embeddings instead
     text_encoder: Literal["hashing", "minilm"] = "hashing"
@@ -70,6 +73,8 @@ class DataConfig:
         check(self.channels_b in (None, 1, 3), "data.channels_b", self.channels_b, "1, 3 or null (= data.channels)")
         check(self.name not in ("idx", "folder", "cub") or self.root is not None, "data.root", self.root,
               f"a directory path (required when data.name={self.name})")
+        check(self.emoji_framing == "native" or self.name in ("twemoji", "noto-emoji", "openmoji"),
+              "data.emoji_framing", self.emoji_framing, f"'native' with data.name={self.name} (it frames emoji sets)")
         check(self.text_hashing_dim >= 1, "data.text_hashing_dim", self.text_hashing_dim, "an integer >= 1")
         check(self.captions_per_image >= 1, "data.captions_per_image", self.captions_per_image, "an integer >= 1")
         check(self.cub_embedding_dim >= 1, "data.cub_embedding_dim", self.cub_embedding_dim, "an integer >= 1")

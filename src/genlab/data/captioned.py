@@ -133,7 +133,7 @@ def _limit(data: DataConfig, split: str) -> int | None:
 
 
 def _load_emoji(data: DataConfig, split: str) -> CaptionedSplit:
-    art = emoji.load_emoji(data.name.removesuffix("-emoji"), image_size=data.image_size)
+    art = emoji.load_framed(data.name.removesuffix("-emoji"), data.image_size, data.emoji_framing)
     index = emoji.split_indices(art.codepoints, split)[: _limit(data, split)]
     items = index.tolist()
     return CaptionedSplit(art.images[index], [emoji_captions(art.names[i], art.keywords[i], data.captions_per_image)

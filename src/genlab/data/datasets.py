@@ -45,7 +45,7 @@ def _mnist_like(loader):
 
 
 def _emoji(data: DataConfig, split: str) -> ImageTensors:
-    art = emoji.load_emoji(data.name.removesuffix("-emoji"), image_size=data.image_size)
+    art = emoji.load_framed(data.name.removesuffix("-emoji"), data.image_size, data.emoji_framing)
     return emoji.as_image_tensors(art, split)
 
 
@@ -84,8 +84,8 @@ def _emoji_styles(data: DataConfig, split: str) -> tuple[ImageTensors, ImageTens
     """The emoji that both ``data.name`` and ``data.name_b`` draw, in the same order in both (item i
     of A and item i of B are the same emoji in two art styles: the true translation is known).
     Split by emoji, so no test emoji is seen in training, in either style."""
-    a = emoji.load_emoji(data.name.removesuffix("-emoji"), image_size=data.image_size)
-    b = emoji.load_emoji(data.name_b.removesuffix("-emoji"), image_size=data.image_size)
+    a = emoji.load_framed(data.name.removesuffix("-emoji"), data.image_size, data.emoji_framing)
+    b = emoji.load_framed(data.name_b.removesuffix("-emoji"), data.image_size, data.emoji_framing)
     index_a, index_b = emoji.paired_sets(a, b)
     return (emoji.as_image_tensors(a.subset(index_a), split), emoji.as_image_tensors(b.subset(index_b), split))
 

