@@ -331,7 +331,10 @@ def test_fit_to_content_bad_arguments():
         E.fit_to_content(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 8, margin=0.5)
 
 
-def test_load_framed_renders_twice_the_size_and_fits(monkeypatch):
+def test_load_framed_renders_twice_the_size_and_fits(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(E, "_versions", lambda name: ("1.0", "abcdef12"))
+    monkeypatch.setattr(E, "_names", lambda: {})
     asked = []
 
     def fake_load(name, image_size):
@@ -349,6 +352,10 @@ def test_load_framed_renders_twice_the_size_and_fits(monkeypatch):
     assert 30 <= bottom - top <= 32 and 30 <= right - left <= 32 and top <= 1 and left <= 1
     with pytest.raises(DataError, match="data.emoji_framing"):
         E.load_framed("twemoji", 32, "tight")
+    # the fitted set is cached: a second load fits nothing and returns the same pixels and keys
+    again = E.load_framed("twemoji", 32, "content")
+    assert asked == [32, 64] and torch.equal(again.images, framed.images) and again.codepoints == ["1f600"]
+    assert [f.name for f in tmp_path.glob("*-content-*.npz")] != []
 
 
 @pytest.mark.skipif(not {"twemoji", "openmoji"} <= set(INSTALLED), reason="needs Twemoji and OpenMoji")
