@@ -29,14 +29,19 @@ def check(condition: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"config key '{key}': got {value!r}; allowed: {allowed}")
 
 
+#: the emoji sets as ``data.name`` / ``data.name_b`` values (drawn by :mod:`genlab.data.emoji`)
+EmojiSetName = Literal["twemoji", "noto-emoji", "openmoji"]
+EMOJI_DATASETS: tuple[str, ...] = typing.get_args(EmojiSetName)
+
+
 @dataclass
 class DataConfig:
     """Which images to train on and how to present them to the model."""
 
-    name: Literal["mnist", "fashion-mnist", "idx", "folder", "twemoji", "noto-emoji", "openmoji", "cub"] = "mnist"
+    name: Literal["mnist", "fashion-mnist", "idx", "folder", EmojiSetName, "cub"] = "mnist"
     root: str | None = None  # directory for name=idx|folder|cub (unpaired families: trainA/ trainB/ testA/ testB/)
     #: unpaired families: domain B's emoji set when data.name is one (e.g. twemoji → openmoji); null otherwise
-    name_b: Literal["twemoji", "noto-emoji", "openmoji"] | None = None
+    name_b: EmojiSetName | None = None
     channels_b: int | None = None  # unpaired families: domain B's channels (1 or 3); null = data.channels
     limit: int | None = None  # first N training images (smoke runs)
     test_limit: int | None = None  # first N test images for per-epoch test losses (smoke runs)
@@ -73,7 +78,7 @@ class DataConfig:
         check(self.channels_b in (None, 1, 3), "data.channels_b", self.channels_b, "1, 3 or null (= data.channels)")
         check(self.name not in ("idx", "folder", "cub") or self.root is not None, "data.root", self.root,
               f"a directory path (required when data.name={self.name})")
-        check(self.emoji_framing == "native" or self.name in ("twemoji", "noto-emoji", "openmoji"),
+        check(self.emoji_framing == "native" or self.name in EMOJI_DATASETS,
               "data.emoji_framing", self.emoji_framing, f"'native' with data.name={self.name} (it frames emoji sets)")
         check(self.text_hashing_dim >= 1, "data.text_hashing_dim", self.text_hashing_dim, "an integer >= 1")
         check(self.captions_per_image >= 1, "data.captions_per_image", self.captions_per_image, "an integer >= 1")

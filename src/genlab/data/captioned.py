@@ -39,10 +39,10 @@ from genlab.data.images import IMAGE_SUFFIXES
 from genlab.data.sources import CaptionedSource, ImageTensors
 from genlab.data.text_encoder import MiniLMTextEncoder, TextEncoder, build_text_encoder, cached_embeddings
 from genlab.errors import DataError, GenlabError
-from genlab.schema import DataConfig
+from genlab.schema import EMOJI_DATASETS, DataConfig
 
 #: the data.name values that :func:`load_captioned_split` reads
-CAPTIONED_DATASETS = (*emoji.EMOJI_DATASETS, "folder", "cub")
+CAPTIONED_DATASETS = (*EMOJI_DATASETS, "folder", "cub")
 
 
 @dataclass
@@ -221,7 +221,7 @@ def load_captioned_split(data: DataConfig, split: str) -> CaptionedSplit | None:
         DataError: ``data.name`` is not captioned, or a file is missing, uncaptioned or undecodable
             (the message names it).
     """
-    if data.name in emoji.EMOJI_DATASETS:
+    if data.name in EMOJI_DATASETS:
         out = _load_emoji(data, split)
     elif data.name == "folder":
         out = _load_folder(data, split)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from genlab.data import emoji, folders, mnist
 from genlab.data.sources import DataSource, ImageSource, ImageTensors, UnpairedSource
 from genlab.errors import DataError
-from genlab.schema import DataConfig
+from genlab.schema import EMOJI_DATASETS, DataConfig
 
 
 def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
@@ -104,12 +104,12 @@ def load_unpaired_split(data: DataConfig, split: str) -> tuple[ImageTensors, Ima
         a, b = folders.load_unpaired_folders(root, image_size=data.image_size, split=split, mode="RGB",
                                              skip_bad=data.skip_bad_files)
         domains = (ImageTensors(a.images, None), ImageTensors(b.images, None))
-    elif data.name in emoji.EMOJI_DATASETS and data.name_b in emoji.EMOJI_DATASETS:
+    elif data.name in EMOJI_DATASETS and data.name_b in EMOJI_DATASETS:
         domains, aligned = _emoji_styles(data, split), True
     else:
         raise DataError(f"data.name={data.name!r} with data.name_b={data.name_b!r} is not an unpaired dataset; "
                         f"allowed: data.name=folder (trainA/ trainB/ testA/ testB/ under data.root) or two emoji "
-                        f"sets ({', '.join(emoji.EMOJI_DATASETS)}) as data.name and data.name_b")
+                        f"sets ({', '.join(EMOJI_DATASETS)}) as data.name and data.name_b")
     return (_limited(domains[0], data, split, data.channels),
             _limited(domains[1], data, split, data.domain_b_channels), aligned)
 

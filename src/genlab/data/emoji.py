@@ -71,8 +71,6 @@ from genlab.data.sources import ImageTensors
 from genlab.errors import DataError
 
 SETS = ("twemoji", "noto", "openmoji")
-#: the emoji sets as ``data.name`` values
-EMOJI_DATASETS = ("twemoji", "noto-emoji", "openmoji")
 
 #: Where Debian's fonts-noto-color-emoji puts the font (tests monkeypatch this).
 NOTO_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
