@@ -53,6 +53,37 @@ def test_train_sample_eval_round_trip(tmp_path):
     assert code == 2 and "eval.*" in out
 
 
+def test_eval_of_a_chosen_checkpoint_keeps_eval_json(tmp_path):
+    run = tmp_path / "run"
+    code, out = genlab("train", str(CONFIGS / "vae-mnist.yaml"), *TINY, "train.epochs=2", "train.keep_checkpoints=5",
+                       "train.checkpoint_every_steps=4", "--run-dir", str(run), "--no-figures")
+    assert code == 0, out
+    found = sorted((run / "checkpoints").glob("step_*.safetensors"))
+    assert len(found) >= 2
+    first, last = found[0], found[-1]
+    (run / "eval.json").write_text('{"newest": true}')  # stands for the newest checkpoint's results
+    quick = ["eval.iw_samples=2", "eval.nll_images=4", "eval.num_samples=8"]
+    results = {}
+    for path in (first, last):
+        code, out = genlab("eval", str(run), *quick, "--checkpoint", str(path))
+        assert code == 0 and f"eval_{path.stem}.json" in out, out
+        results[path] = json.loads((run / f"eval_{path.stem}.json").read_text())
+        assert results[path]["checkpoint"] == path.name
+    assert (run / "eval.json").read_text() == '{"newest": true}'  # untouched
+    assert results[first]["step"] < results[last]["step"]
+    assert results[first]["metrics"]["test/neg_elbo"] != results[last]["metrics"]["test/neg_elbo"]
+    code, out = genlab("eval", str(run), "--checkpoint", str(tmp_path / "nope.safetensors"))
+    assert code == 2 and "nope.safetensors" in out
+    other = tmp_path / "other"  # a checkpoint of another run's model is refused, not evaluated into this run
+    code, out = genlab("train", str(CONFIGS / "vae-mnist.yaml"), *TINY, "train.epochs=1", "model.latent_dim=3",
+                       "--run-dir", str(other), "--no-figures")
+    assert code == 0, out
+    foreign = tmp_path / "foreign.safetensors"
+    foreign.write_bytes(sorted((other / "checkpoints").glob("step_*.safetensors"))[-1].read_bytes())
+    code, out = genlab("eval", str(run), "--checkpoint", str(foreign))
+    assert code == 2 and "model.latent_dim" in out and not (run / f"eval_{foreign.stem}.json").exists()
+
+
 def test_user_mistakes_exit_2_with_a_message_and_no_traceback(tmp_path):
     cases = [
         (["train", str(CONFIGS / "vae-mnist.yaml"), "model.bogus=1"], "model.bogus"),

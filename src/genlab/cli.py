@@ -134,26 +134,31 @@ def evaluate(
                                         "samples) against this config's data: FID/KID/precision/recall (and IS for "
                                         "MNIST-like data) versus eval.reference_split."),
     output: Path | None = typer.Option(None, "-o", "--output", help="With --against: also write the results to this JSON file."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Evaluate this checkpoint file of the run (e.g. an "
+                                           "earlier step copied aside) instead of its newest; the results go to "
+                                           "RUN_DIR/eval_<file name>.json, so eval.json stays the newest's."),
 ) -> None:
     """Compute the family's metrics; print them and write RUN_DIR/eval.json (with --against: score a folder of images)."""
     import json
 
     _setup_logging()
-    from genlab.eval.run_metrics import evaluate_run, evaluate_samples_folder
+    from genlab.eval.run_metrics import eval_output_path, evaluate_run, evaluate_samples_folder
 
+    if checkpoint is not None and against is not None:
+        raise GenlabError("--checkpoint goes with a run directory, not with --against (which scores a folder of images)")
     if output is not None and against is None:
         raise GenlabError("-o/--output goes with --against; a run's metrics are written to RUN_DIR/eval.json")
     if against is None and not (run_dir / "config.yaml").is_file() and run_dir.is_dir():
         raise GenlabError(f"{run_dir} is not a run directory (no config.yaml); to score a folder of images, "
                           "pass --against CONFIG (e.g. --against configs/dcgan-mnist.yaml)")
-    results = evaluate_run(run_dir, overrides or []) if against is None else \
+    results = evaluate_run(run_dir, overrides or [], checkpoint) if against is None else \
         evaluate_samples_folder(run_dir, against, overrides or [])
     for key, value in results["metrics"].items():
         if isinstance(value, dict):
             value = json.dumps(value, indent=2).replace("\n", "\n" + " " * 40)
         typer.echo(f"{key:<40}{value:.4f}" if isinstance(value, float) else f"{key:<40}{value}")
     if against is None:
-        typer.echo(f"wrote {run_dir / 'eval.json'}")
+        typer.echo(f"wrote {eval_output_path(run_dir, checkpoint)}")
     elif output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2) + "\n")

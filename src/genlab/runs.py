@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from genlab.config import Config, config_from_dict
 from genlab.core.checkpoint import list_checkpoints, load_checkpoint
@@ -66,15 +67,37 @@ def copy_weights(model: torch.nn.Module, state: dict[str, Any], path: Path, sour
     return len(picked)
 
 
-def load_run(run_dir: Path, device: str | torch.device = "cpu"):
-    """``(config, model in eval mode, checkpoint state)`` of a run's newest checkpoint."""
-    path = latest_checkpoint(run_dir)
+def load_run(run_dir: Path, device: str | torch.device = "cpu", checkpoint: Path | None = None):
+    """``(config, model in eval mode, checkpoint state)`` of a run's newest checkpoint, or of the
+    ``checkpoint`` file given (an earlier one of this run, or a copy kept elsewhere)."""
+    if checkpoint is None:
+        path = latest_checkpoint(run_dir)
+    elif not Path(checkpoint).is_file():
+        raise GenlabError(f"checkpoint file not found: {checkpoint}")
+    else:
+        path = Path(checkpoint)
     state = load_checkpoint(path)
     try:
         config: Config = config_from_dict(state["config"])
     except GenlabError as exc:
         raise CheckpointError(f"{path}: its stored config is not valid for this genlab version: {exc}") from None
+    if checkpoint is not None:
+        _check_same_model(Path(run_dir), path, state["config"])
     config.train.device = "cpu"
     model = build_model(config)
     load_state_into(model, state, path, config.model.family)
     return config, model.to(device).eval(), state
+
+
+def _check_same_model(run_dir: Path, path: Path, stored: dict[str, Any]) -> None:
+    """A :class:`CheckpointError` unless checkpoint ``path`` (config ``stored``) has the model of the run
+    in ``run_dir`` (same ``model.*`` keys as its ``config.yaml``): results are written into that run."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise GenlabError(f"{run_dir} is not a run directory (no config.yaml)")
+    ours, theirs = yaml.safe_load(saved.read_text()).get("model", {}), stored.get("model", {})
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differ:
+        key = differ[0]
+        raise CheckpointError(f"{path} is not a checkpoint of run {run_dir}: model.{key} is {theirs.get(key)!r} "
+                              f"there and {ours.get(key)!r} in the run's config.yaml")

@@ -1,4 +1,4 @@
-"""``genlab eval RUN_DIR``: the family's metrics for a run's newest checkpoint, into ``eval.json``."""
+"""``genlab eval RUN_DIR``: the family's metrics for a run's newest checkpoint (into ``eval.json``) or a chosen one."""
 
 from __future__ import annotations
 
@@ -42,10 +42,18 @@ def evaluate_samples_folder(folder: str | Path, config_path: str | Path, overrid
             "eval_config": config.to_dict()["eval"], "seconds": time.perf_counter() - started, "metrics": metrics}
 
 
-def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
-    """Evaluate a run; ``overrides`` may change ``eval.*`` keys only. Writes and returns ``eval.json``."""
+def eval_output_path(run_dir: str | Path, checkpoint: str | Path | None = None) -> Path:
+    """Where :func:`evaluate_run` writes: ``RUN_DIR/eval.json`` for the newest checkpoint,
+    ``RUN_DIR/eval_<checkpoint name>.json`` for one chosen with ``checkpoint``."""
+    return Path(run_dir) / ("eval.json" if checkpoint is None else f"eval_{Path(checkpoint).stem}.json")
+
+
+def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a run's newest checkpoint, or ``checkpoint`` (a file of this run's family, e.g. an
+    earlier step kept aside); ``overrides`` may change ``eval.*`` keys only. Writes the result to
+    :func:`eval_output_path` and returns it."""
     run_dir = Path(run_dir)
-    config, model, state = load_run(run_dir)
+    config, model, state = load_run(run_dir, checkpoint=None if checkpoint is None else Path(checkpoint))
     apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # metrics use the whole test split, whatever training used
     family = config.model.family
@@ -56,7 +64,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, An
     metrics = metrics_of(model, config)
     result = {
         "run": str(run_dir),
-        "checkpoint": latest_checkpoint(run_dir).name,
+        "checkpoint": (latest_checkpoint(run_dir) if checkpoint is None else Path(checkpoint)).name,
         "epoch": state["loop"]["epoch"],
         "step": state["loop"]["step"],
         "family": family,
@@ -64,5 +72,5 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict[str, An
         "seconds": time.perf_counter() - started,
         "metrics": metrics,
     }
-    atomic_write_text(run_dir / "eval.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(eval_output_path(run_dir, checkpoint), json.dumps(result, indent=2) + "\n")
     return result
