@@ -140,10 +140,11 @@ def status(page, elem_id: str, pattern: str) -> str:
 
 def shown(page, elem_id: str, previous: tuple[str, np.ndarray] | None = None) -> tuple[str, np.ndarray]:
     """``(src, pixels)`` of the image shown by output ``elem_id``, fetched from the demo's server. With
-    ``previous``, waits (up to 10 s) for a new picture first: the page swaps the file when the pixels change."""
+    ``previous``, waits (up to 30 s) for a new picture first: the page swaps the file when the pixels change
+    (the status line can update before the image does; 10 s was once too short on a loaded 2-core machine)."""
     img = page.locator(f"#{elem_id} img").first
     src = img.get_attribute("src")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while previous is not None and src == previous[0] and time.monotonic() < deadline:
         time.sleep(0.1)
         src = img.get_attribute("src")
