@@ -53,7 +53,9 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str
     earlier step kept aside); ``overrides`` may change ``eval.*`` keys only. Writes the result to
     :func:`eval_output_path` and returns it."""
     run_dir = Path(run_dir)
-    config, model, state = load_run(run_dir, checkpoint=None if checkpoint is None else Path(checkpoint))
+    # resolved once: a training that writes a newer checkpoint meanwhile must not rename the result
+    path = latest_checkpoint(run_dir) if checkpoint is None else Path(checkpoint)
+    config, model, state = load_run(run_dir, checkpoint=path)
     apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # metrics use the whole test split, whatever training used
     family = config.model.family
@@ -64,7 +66,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str
     metrics = metrics_of(model, config)
     result = {
         "run": str(run_dir),
-        "checkpoint": (latest_checkpoint(run_dir) if checkpoint is None else Path(checkpoint)).name,
+        "checkpoint": path.name,
         "epoch": state["loop"]["epoch"],
         "step": state["loop"]["step"],
         "family": family,
