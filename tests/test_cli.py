@@ -53,7 +53,7 @@ def test_train_sample_eval_round_trip(tmp_path):
     assert code == 2 and "eval.*" in out
 
 
-def test_eval_of_a_chosen_checkpoint_keeps_eval_json(tmp_path):
+def test_eval_of_a_chosen_checkpoint_keeps_eval_json(tmp_path, monkeypatch):
     run = tmp_path / "run"
     code, out = genlab("train", str(CONFIGS / "vae-mnist.yaml"), *TINY, "train.epochs=2", "train.keep_checkpoints=5",
                        "train.checkpoint_every_steps=4", "--run-dir", str(run), "--no-figures")
@@ -72,6 +72,23 @@ def test_eval_of_a_chosen_checkpoint_keeps_eval_json(tmp_path):
     assert (run / "eval.json").read_text() == '{"newest": true}'  # untouched
     assert results[first]["step"] < results[last]["step"]
     assert results[first]["metrics"]["test/neg_elbo"] != results[last]["metrics"]["test/neg_elbo"]
+    # the default eval names the checkpoint it loaded, even if a training writes a newer one meanwhile
+    import genlab.eval.run_metrics as run_metrics
+
+    apply_overrides = run_metrics.apply_eval_overrides  # called after the checkpoint is loaded
+
+    def overrides_while_a_newer_checkpoint_appears(config, overrides):
+        (run / "checkpoints" / "step_999999999.safetensors").write_bytes(first.read_bytes())
+        return apply_overrides(config, overrides)
+
+    monkeypatch.setattr(run_metrics, "apply_eval_overrides", overrides_while_a_newer_checkpoint_appears)
+    code, out = genlab("eval", str(run), *quick)
+    assert code == 0, out
+    newest = json.loads((run / "eval.json").read_text())
+    assert newest["checkpoint"] == last.name and newest["step"] == results[last]["step"]
+    assert newest["metrics"]["test/neg_elbo"] == results[last]["metrics"]["test/neg_elbo"]
+    monkeypatch.undo()
+    (run / "checkpoints" / "step_999999999.safetensors").unlink()
     code, out = genlab("eval", str(run), "--checkpoint", str(tmp_path / "nope.safetensors"))
     assert code == 2 and "nope.safetensors" in out
     other = tmp_path / "other"  # a checkpoint of another run's model is refused, not evaluated into this run

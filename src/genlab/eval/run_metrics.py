@@ -10,9 +10,10 @@ from typing import Any
 from genlab import registry
 from genlab.config import Config, EvalConfig, apply_overrides, from_dict, load_config
 from genlab.core.atomic import atomic_write_text
+from genlab.core.checkpoint import checkpoint_path
 from genlab.errors import ConfigError, GenlabError
 from genlab.eval.gan_metrics import evaluate_folder
-from genlab.runs import latest_checkpoint, load_run
+from genlab.runs import load_run
 
 
 def apply_eval_overrides(config: Config, overrides: list[str]) -> None:
@@ -53,9 +54,9 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str
     earlier step kept aside); ``overrides`` may change ``eval.*`` keys only. Writes the result to
     :func:`eval_output_path` and returns it."""
     run_dir = Path(run_dir)
-    # resolved once: a training that writes a newer checkpoint meanwhile must not rename the result
-    path = latest_checkpoint(run_dir) if checkpoint is None else Path(checkpoint)
-    config, model, state = load_run(run_dir, checkpoint=path)
+    config, model, state = load_run(run_dir, checkpoint=None if checkpoint is None else Path(checkpoint))
+    # named from what was loaded: a training that writes a newer checkpoint meanwhile must not rename the result
+    name = Path(checkpoint).name if checkpoint is not None else checkpoint_path(run_dir, state["loop"]["step"]).name
     apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # metrics use the whole test split, whatever training used
     family = config.model.family
@@ -66,7 +67,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str
     metrics = metrics_of(model, config)
     result = {
         "run": str(run_dir),
-        "checkpoint": path.name,
+        "checkpoint": name,
         "epoch": state["loop"]["epoch"],
         "step": state["loop"]["step"],
         "family": family,
