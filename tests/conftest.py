@@ -74,16 +74,3 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where setup installs everything the tests need: {reason}"
-
-
-class CompileSpy(torch.nn.Module):
-    """Stands in for ``torch.compile`` (monkeypatched): wraps a network and counts its forward passes,
-    so a test can see which training passes go through a compiled runner without compiling."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net, self.calls = net, 0
-
-    def forward(self, *args, **kwargs):
-        self.calls += 1
-        return self.net(*args, **kwargs)

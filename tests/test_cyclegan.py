@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import CONFIGS, CompileSpy, losses, weights, write_unpaired_folders
+from conftest import CONFIGS, losses, weights, write_unpaired_folders
 from genlab.adversarial.losses import lsgan_d_loss
 from genlab.cli import app
 from genlab.config import load_config
@@ -85,21 +85,6 @@ def test_diffaug_reaches_the_discriminators_in_both_steps(root):
         assert augmented[name] != plain[name], name
     for name in ("cycle_A", "cycle_B", "idt_A", "idt_B"):  # G's first forward pass does not involve D
         assert augmented[name] == plain[name], name
-
-
-def test_compiled_training_runs_every_forward_pass_compiled(root, monkeypatch):
-    """train.compile: both generators and both Ds run compiled in the train step; G's step scores its
-    fakes through the compiled un-distributed view of each D (run_local), not the eager network."""
-    monkeypatch.setattr(torch, "compile", CompileSpy)
-    model = build_model(tiny(root))
-    model.set_lr_schedule("constant", 10)
-    model.noise = SharedNoise(0)
-    model.compile_networks()
-    model.train_step({"image": torch.rand(2, 3, 32, 32) * 2 - 1, "image_b": torch.rand(2, 3, 32, 32) * 2 - 1}, 0)
-    for name in ("G_A", "G_B"):  # translation, reconstruction, identity
-        assert model.run(name).calls == 3, name
-    for name in ("D_A", "D_B"):
-        assert model.run(name).calls == 2 and model.run_local(name).calls == 1, name
 
 
 def test_image_pool_fills_then_swaps_half_the_time():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import CONFIGS, CompileSpy, losses, weights
+from conftest import CONFIGS, losses, weights
 from genlab.adversarial.losses import (
     GAN_LOSSES,
     bce_d_loss,
@@ -200,19 +200,6 @@ def test_instance_noise_anneals_linearly_and_changes_d_input():
         if sigma:
             assert out["noise_sigma"] == pytest.approx(0.25)
             assert float((first - real).std()) == pytest.approx(0.25, rel=0.15)
-
-
-def test_compiled_training_runs_every_forward_pass_compiled(monkeypatch):
-    """train.compile: the D and G steps use the compiled runners, and G's step goes through the
-    compiled un-distributed view of D (run_local), not the eager network."""
-    monkeypatch.setattr(torch, "compile", CompileSpy)
-    model = gan(*SMALL)
-    model.compile_networks()
-    model.train_step({"image": images()}, 0)
-    assert model.run("generator").calls == 1  # one fake batch, reused by D's and G's steps
-    assert model.run("discriminator").calls == 2  # separate real and fake batches
-    assert model.run_local("discriminator").calls == 1  # G's step
-    assert model.run_local("discriminator").net is model.discriminator
 
 
 def _bn_batch_sizes(model, real):

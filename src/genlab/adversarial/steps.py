@@ -132,9 +132,8 @@ def generator_loss(disc: nn.Module, fake: torch.Tensor, tricks: Tricks, step: in
                    extra: tuple = (), autocast=contextlib.nullcontext):
     """G's adversarial loss for ``fake`` (with gradients to G), through ``disc`` with its weights frozen.
 
-    ``disc`` must not be DDP-wrapped (the bare network, or its compiled view from
-    :meth:`~genlab.models.base.GenerativeModel.run_local`): D is not updated here, so no D gradient
-    needs reducing. Returns ``(loss, logits)``.
+    ``disc`` must be the bare network (not its DDP wrapper): D is not updated here, so no D
+    gradient needs reducing. Returns ``(loss, logits)``.
     """
     x_fake = d_input(fake, tricks, step, noise)
     with frozen(disc), autocast():

@@ -104,7 +104,6 @@ class GenerativeModel(nn.Module):
         # DDP wrappers of our networks, used for forward passes in train_step; never registered
         # as submodules so state_dict keys stay the same with and without DDP.
         self._runners: dict[str, nn.Module] = {}
-        self._local_runners: dict[str, nn.Module] = {}
         self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}  # set_lr_schedule
         #: the lr schedule depends on the run's length (cosine, a decay to 0): train.epochs may not change on resume
         self.schedule_spans_run = False
@@ -194,22 +193,14 @@ class GenerativeModel(nn.Module):
         runner = self._runners.get(name)  # not `or`: truth-testing a compiled Sequential calls len()
         return runner if runner is not None else self.networks()[name]
 
-    def run_local(self, name: str) -> nn.Module:
-        """The network ``name`` for a training forward pass whose gradients are never reduced across
-        processes (G's step through a frozen D): compiled with ``train.compile``, never DDP-wrapped."""
-        runner = self._local_runners.get(name)
-        return runner if runner is not None else self.networks()[name]
-
     def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
         """Wrap every network's training runner (DDP, then ``torch.compile``); wrappers compose, and
         ``state_dict`` keys do not change."""
         self._runners = {name: wrap(name, self.run(name)) for name in self.networks()}
 
     def compile_networks(self) -> None:
-        """``torch.compile`` every training runner (``train.compile``) and every :meth:`run_local`
-        runner (a second compiled view of the bare network); eval and sampling stay eager."""
+        """``torch.compile`` every training runner (``train.compile``); eval and sampling stay eager."""
         self.wrap_networks(lambda name, net: torch.compile(net))
-        self._local_runners = {name: torch.compile(net) for name, net in self.networks().items()}
 
     def autocast(self):
         """Autocast context for ``train.precision``: bf16 autocast, or none for fp32 (``auto``: the

@@ -238,8 +238,8 @@ class CycleGAN(GenerativeModel):
             idt_a = g_a(real_b) if lam_id else None  # G_A should leave B images alone
             idt_b = g_b(real_a) if lam_id else None
         out = {
-            "G_A": generator_loss(self.run_local("D_A"), fake_b, self.tricks, step, self.noise, autocast=self.autocast)[0],
-            "G_B": generator_loss(self.run_local("D_B"), fake_a, self.tricks, step, self.noise, autocast=self.autocast)[0],
+            "G_A": generator_loss(self.D_A, fake_b, self.tricks, step, self.noise, autocast=self.autocast)[0],
+            "G_B": generator_loss(self.D_B, fake_a, self.tricks, step, self.noise, autocast=self.autocast)[0],
             "cycle_A": lam * F.l1_loss(rec_a.float(), real_a),
             "cycle_B": lam * F.l1_loss(rec_b.float(), real_b),
             "idt_A": lam_id * F.l1_loss(idt_a.float(), real_b) if lam_id else torch.zeros((), device=real_a.device),

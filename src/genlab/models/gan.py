@@ -270,7 +270,7 @@ class GAN(GenerativeModel):
             else:
                 with self.autocast():
                     fake = self.run("generator")(self._latent(n))
-            g_loss, _ = generator_loss(self.run_local("discriminator"), fake, self.tricks, step, self.noise, autocast=self.autocast)
+            g_loss, _ = generator_loss(self.discriminator, fake, self.tricks, step, self.noise, autocast=self.autocast)
             self.step_optimizer("generator", g_loss)
             if self._ema is not None:  # G updates before this one: exact on resume, as it derives from step
                 self._ema.update(self.generator, step * m.g_steps + j if m.ema_warmup else None)

@@ -395,7 +395,7 @@ class StackGAN(GenerativeModel):
         self.step_optimizer("discriminator", d["d_loss"])
 
         heads = self.discriminator.heads  # G's loss sums the heads (the authors' errD_fake += uncond_errD_fake)
-        g_adv, _ = generator_loss(self.run_local("discriminator"), fake, self.tricks, step, noise, extra=(condition,),
+        g_adv, _ = generator_loss(self.discriminator, fake, self.tricks, step, noise, extra=(condition,),
                                   autocast=self.autocast)
         g_adv = heads * g_adv
         kl = kl_term(mu, logvar, m.kl_reduction)
