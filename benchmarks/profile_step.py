@@ -1,8 +1,10 @@
 """Where a train step's time goes: ``torch.profiler`` over a few genlab train steps of one config.
 
-    python benchmarks/profile_step.py configs/cyclegan-emoji.yaml [key=value ...] [--steps 3] [--threads 1]
+    python benchmarks/profile_step.py configs/cyclegan-emoji.yaml [key=value ...] [--steps 3] [--threads 1] [--compile] [--conv-shapes]
 
-Prints seconds per step and the operators by self CPU time (BENCHMARKS.md, "Speed on the CPU").
+Prints seconds per step and the operators by self CPU time (BENCHMARKS.md, "Speed on the CPU");
+``--compile`` profiles the step with ``train.compile=true`` (compiled during the warm-up steps),
+``--conv-shapes`` adds the convolutions' forward and backward time per input shape.
 """
 
 from __future__ import annotations
@@ -27,23 +29,40 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="profiled steps (after 2 warm-up steps)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=15)
+    parser.add_argument("--compile", action="store_true", help="profile the train.compile=true step")
+    parser.add_argument("--conv-shapes", action="store_true", help="also list convolution time per input shape")
     args = parser.parse_intermixed_args()  # overrides and options in any order
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, [*args.overrides, *(["train.compile=true"] if args.compile else [])])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
-    _, step = prepared_model(cfg, data)
+    model, step = prepared_model(cfg, data)
+    if args.compile:
+        model.compile_networks()
     index = torch.arange(min(cfg.train.batch_size, len(data)))
     for _ in range(2):
         step(index, {})
     started = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=args.conv_shapes) as prof:
         for _ in range(args.steps):
             step(index, {})
     seconds = (time.perf_counter() - started) / args.steps
     precision = resolve_precision(cfg.train.precision, torch.device("cpu"))[0]
-    print(f"{cpu_info().describe()}; {args.threads} thread(s); {precision}; batch {len(index)}: "
-          f"{seconds:.3f} s per step (profiler on)")
+    print(f"{cpu_info().describe()}; {args.threads} thread(s); {precision}{'; compiled' if args.compile else ''}; "
+          f"batch {len(index)}: {seconds:.3f} s per step (profiler on)")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    if args.conv_shapes:
+        print_conv_shapes(prof, args.steps)
+
+
+def print_conv_shapes(prof, steps: int) -> None:
+    """Forward and backward convolution time per step for each input shape (x, weight), slowest first."""
+    kinds = {"aten::mkldnn_convolution": "forward", "aten::convolution_backward": "backward"}
+    rows = [e for e in prof.key_averages(group_by_input_shape=True) if e.key in kinds]
+    print("| pass | input | weight | ms per step | calls per step |\n|---|---|---|---|---|")
+    for e in sorted(rows, key=lambda e: -e.self_cpu_time_total):
+        shapes = e.input_shapes
+        x, w = (shapes[0], shapes[1]) if e.key == "aten::mkldnn_convolution" else (shapes[1], shapes[2])
+        print(f"| {kinds[e.key]} | {x} | {w} | {e.self_cpu_time_total / 1e3 / steps:.1f} | {e.count / steps:g} |")
 
 
 if __name__ == "__main__":
