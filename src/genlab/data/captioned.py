@@ -38,6 +38,7 @@ from genlab.data.folders import list_image_files, load_captions, load_image_fold
 from genlab.data.images import IMAGE_SUFFIXES
 from genlab.data.sources import CaptionedSource, ImageTensors
 from genlab.data.text_encoder import MiniLMTextEncoder, TextEncoder, build_text_encoder, cached_embeddings
+from genlab.data.transforms import luma
 from genlab.errors import DataError, GenlabError
 from genlab.schema import EMOJI_DATASETS, DataConfig
 
@@ -124,7 +125,7 @@ def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         return images
     if channels == 3:
         return images.expand(-1, 3, -1, -1).contiguous()
-    grey = (images.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    grey = luma(images)
     return grey.round().clamp(0, 255).to(torch.uint8)
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from genlab.data import emoji, folders, mnist
 from genlab.data.sources import DataSource, ImageSource, ImageTensors, UnpairedSource
+from genlab.data.transforms import luma
 from genlab.errors import DataError
 from genlab.schema import EMOJI_DATASETS, DataConfig
 
@@ -32,7 +33,7 @@ def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     if images.shape[1] == 1 and channels == 3:
         images = images.expand(-1, 3, -1, -1).contiguous()
     elif images.shape[1] == 3 and channels == 1:
-        grey = (images.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        grey = luma(images)
         images = grey.round().clamp(0, 255).to(torch.uint8)
     return images
 

