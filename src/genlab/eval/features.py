@@ -45,6 +45,7 @@ INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 TF_INPUT_RANGE = (-1.0, 255.0 / 128.0 - 1.0)
 INCEPTION_SIZE = 299
 
+
 def _check_images(images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise GenlabError(f"feature extractors take images (N, C, H, W) with C = 1 or 3; got shape "
