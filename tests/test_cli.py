@@ -72,6 +72,12 @@ def test_eval_of_a_chosen_checkpoint_keeps_eval_json(tmp_path, monkeypatch):
     assert (run / "eval.json").read_text() == '{"newest": true}'  # untouched
     assert results[first]["step"] < results[last]["step"]
     assert results[first]["metrics"]["test/neg_elbo"] != results[last]["metrics"]["test/neg_elbo"]
+    grids = {}  # `genlab sample --checkpoint` draws from the chosen step; without it, from the newest
+    for name, extra in (("first", ["--checkpoint", str(first)]), ("last", ["--checkpoint", str(last)]), ("newest", [])):
+        grids[name] = tmp_path / f"{name}.png"
+        code, out = genlab("sample", str(run), "--n", "4", *extra, "-o", str(grids[name]))
+        assert code == 0, out
+    assert grids["last"].read_bytes() == grids["newest"].read_bytes() != grids["first"].read_bytes()
     # the default eval names the checkpoint it loaded, even if a training writes a newer one meanwhile
     import genlab.eval.run_metrics as run_metrics
 
@@ -99,6 +105,8 @@ def test_eval_of_a_chosen_checkpoint_keeps_eval_json(tmp_path, monkeypatch):
     foreign.write_bytes(sorted((other / "checkpoints").glob("step_*.safetensors"))[-1].read_bytes())
     code, out = genlab("eval", str(run), "--checkpoint", str(foreign))
     assert code == 2 and "model.latent_dim" in out and not (run / f"eval_{foreign.stem}.json").exists()
+    code, out = genlab("sample", str(run), "--checkpoint", str(foreign), "-o", str(tmp_path / "foreign.png"))
+    assert code == 2 and "model.latent_dim" in out and not (tmp_path / "foreign.png").exists()
 
 
 def test_user_mistakes_exit_2_with_a_message_and_no_traceback(tmp_path):

@@ -85,6 +85,8 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Seed of the latent noise: the same seed gives the same file, byte for byte."),
     nrow: int | None = typer.Option(None, "--nrow", min=1, help="Images per grid row (default: ~sqrt(n))."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Sample from this checkpoint file of the run "
+                                           "(e.g. an earlier step copied aside) instead of its newest."),
 ) -> None:
     """Generate a grid of N samples from a trained run (for a caption with --text)."""
     import math
@@ -95,7 +97,7 @@ def sample(
     from genlab.runs import load_run
     from genlab.viz.grids import save_image_grid
 
-    config, model, _ = load_run(run_dir)
+    config, model, _ = load_run(run_dir, checkpoint=checkpoint)
     family = registry.get(config.model.family)
     if text is None and not family.can("sample"):
         hint = "pass --text CAPTION" if family.can("text") else \
