@@ -199,6 +199,15 @@ def test_translate_command(tmp_path, root):
         assert a.size == (50, 30)
     result = runner.invoke(app, ["translate", str(run), str(inputs), "--direction", "sideways", "-o", str(out)])
     assert "AtoB, BtoA" in str(result.exception)
+    found = list_checkpoints(run)  # --checkpoint translates with the chosen step; without it, with the newest
+    made = {}
+    for name, extra in (("first", ["--checkpoint", str(found[0])]), ("last", ["--checkpoint", str(found[-1])]),
+                        ("newest", [])):
+        result = runner.invoke(app, ["translate", str(run), str(inputs / "wide.jpg"), "--direction", "AtoB", *extra,
+                                     "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        made[name] = (tmp_path / name / "wide.jpg").read_bytes()
+    assert made["last"] == made["newest"] != made["first"]
     result = runner.invoke(app, ["sample", str(run), "--n", "4", "-o", str(tmp_path / "x.png")])
     assert isinstance(result.exception, GenlabError) and "genlab translate" in str(result.exception)
 

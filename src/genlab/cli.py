@@ -178,11 +178,14 @@ def translate(
     native: bool = typer.Option(False, "--native", help="Translate at the input's own resolution (padded to the "
                                 "generator's stride, cropped back) instead of resizing to the training size and back."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (default: refuse, before any work)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Translate with this checkpoint file of the run "
+                                           "(e.g. an earlier step copied aside) instead of its newest."),
 ) -> None:
     """Translate images with a trained two-domain model; outputs keep the inputs' names and sizes."""
     from genlab.translate import translate_files
 
-    report = translate_files(run_dir, direction, inputs, output, native=native, overwrite=overwrite)
+    report = translate_files(run_dir, direction, inputs, output, native=native, overwrite=overwrite,
+                             checkpoint=checkpoint)
     for path, reason in report.skipped:
         typer.echo(f"skipped {path}: {reason}", err=True)
     typer.echo(f"wrote {len(report.written)} image(s) to {output}")

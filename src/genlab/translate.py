@@ -70,8 +70,12 @@ def _save(image: torch.Tensor, path: Path) -> None:
 
 
 def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out_dir: Path, *,
-                    native: bool = False, overwrite: bool = False, progress: bool = True) -> TranslateReport:
+                    native: bool = False, overwrite: bool = False, progress: bool = True,
+                    checkpoint: Path | None = None) -> TranslateReport:
     """Translate every image of ``inputs`` with the run's model into ``out_dir`` (see the module docstring).
+
+    ``checkpoint`` picks a checkpoint file of the run (default: its newest); one of another model is
+    refused by :func:`genlab.runs.load_run` with the config key that differs.
 
     Raises:
         GenlabError: the run's family cannot translate, ``direction`` is unknown, an input is
@@ -79,7 +83,7 @@ def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out
     """
     if direction not in ("AtoB", "BtoA"):
         raise GenlabError(f"--direction: got {direction!r}; allowed: AtoB, BtoA")
-    config, model, _ = load_run(Path(run_dir))
+    config, model, _ = load_run(Path(run_dir), checkpoint=checkpoint)
     if not registry.get(config.model.family).can("translate"):
         raise GenlabError(f"the {config.model.family} model of {run_dir} cannot translate images "
                           "(only families with the translate ability, e.g. cyclegan)")
