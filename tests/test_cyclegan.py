@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import CONFIGS, losses, weights, write_unpaired_folders
 from genlab.adversarial.losses import lsgan_d_loss
+from genlab.bench.plain import PLAIN_STEPS
 from genlab.cli import app
 from genlab.config import load_config
 from genlab.core.checkpoint import list_checkpoints, load_checkpoint
@@ -85,6 +86,33 @@ def test_diffaug_reaches_the_discriminators_in_both_steps(root):
         assert augmented[name] != plain[name], name
     for name in ("cycle_A", "cycle_B", "idt_A", "idt_B"):  # G's first forward pass does not involve D
         assert augmented[name] == plain[name], name
+
+
+@pytest.mark.parametrize("generator", ["resnet_6", "unet"])
+def test_train_step_gradients_equal_the_reference_step(root, generator):
+    """genlab's step (both generators' second passes and each D's real and fake as one batch) gives
+    the gradients of the reference's separate passes with its MSE criterion (bench.plain), with the
+    paper's weights: adversarial 1, cycle λ, identity λ·λ_id, D halved. Each ``.grad`` after the step
+    is its network's gradient at the initial weights (G is stepped after its own backward, and D
+    sees G's fakes from before that step), so the two steps can be compared on the gradients."""
+    def gradients(step_of):
+        cfg = tiny(root, f"model.generator={generator}", "model.jitter=false",
+                   "model.pool_size=0", "train.precision=fp32")
+        model = build_model(cfg)
+        model.noise = SharedNoise(0)
+        torch.manual_seed(0)
+        batch = {"image": torch.rand(3, 3, 32, 32) * 2 - 1, "image_b": torch.rand(3, 3, 32, 32) * 2 - 1}
+        step_of(model, cfg)(batch)
+        return {name: {key: p.grad for key, p in net.named_parameters()} for name, net in model.networks().items()}
+
+    ours = gradients(lambda model, cfg: lambda batch: model.train_step(batch, 0))
+    reference = gradients(PLAIN_STEPS["cyclegan"])
+    for name, grads in reference.items():
+        assert ours[name].keys() == grads.keys()
+        # biases just before an instance norm have a true gradient of 0: float noise, bounded by the net's scale
+        scale = max(float(g.abs().max()) for g in grads.values())
+        for key, grad in grads.items():
+            torch.testing.assert_close(ours[name][key], grad, rtol=1e-4, atol=1e-4 * scale, msg=f"{name}.{key}")
 
 
 def test_image_pool_fills_then_swaps_half_the_time():

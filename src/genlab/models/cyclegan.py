@@ -5,7 +5,8 @@ vs ``G_A(A)``) and ``D_B`` (real A vs ``G_B(B)``), named as in the reference imp
 (junyanz/pytorch-CycleGAN-and-pix2pix). Objective (paper §3-4, reference defaults):
 
 * adversarial: least squares (LSGAN, Mao et al. 2017; paper §4 "we replace the negative log
-  likelihood objective by a least-squares loss"), per patch;
+  likelihood objective by a least-squares loss"): G minimises E(D(G(x)) − 1)², D minimises
+  E(D(y) − 1)² + E D(G(x))², per patch, without Mao's ½ (as the paper and the reference's ``MSELoss``);
 * cycle consistency ``λ · ‖G_B(G_A(a)) − a‖₁`` and ``λ · ‖G_A(G_B(b)) − b‖₁``, λ = 10 (paper §7.1);
 * identity ``λ · λ_id · ‖G_A(b) − b‖₁`` (and for G_B), λ_id = 0.5 (paper §5.2, reference
   ``--lambda_identity 0.5``); needs both domains to have the same number of channels;
@@ -59,6 +60,10 @@ CYCLEGAN_PRESETS = {
     "lab-report": {"generator": "unet", "discriminator": "seed"},
 }
 DIRECTIONS = ("AtoB", "BtoA")
+#: factor from :mod:`genlab.adversarial.losses`' terms to the paper's: its least-squares terms are
+#: Mao et al.'s ½(D − t)², the CycleGAN paper's (§4) and the reference's ``MSELoss`` are (D − t)²,
+#: so that G's adversarial term weighs 1 against the cycle term's λ = 10, as in eq. (3)
+PAPER_LOSS_SCALE = {"lsgan": 2.0, "bce": 1.0, "hinge": 1.0}
 
 
 @dataclass
@@ -136,6 +141,16 @@ class ImagePool:
             else:
                 out.append(image)
         return torch.stack(out)
+
+
+def _join(first: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor:
+    """``first`` and, if given, ``second`` as one batch (concatenated along N)."""
+    return first if second is None else torch.cat([first, second])
+
+
+def _split(batch: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Undo :func:`_join`: the first ``n`` images, and the rest (``None`` if there are none)."""
+    return batch[:n], (batch[n:] if len(batch) > n else None)
 
 
 class CycleGAN(GenerativeModel):
@@ -231,15 +246,18 @@ class CycleGAN(GenerativeModel):
         if m.jitter:
             real_a, real_b = random_jitter(real_a, self.noise, JITTER_RATIO), random_jitter(real_b, self.noise, JITTER_RATIO)
         lam, lam_id = m.lambda_cycle, m.lambda_cycle * m.lambda_identity
+        scale = PAPER_LOSS_SCALE[m.loss]
         g_a, g_b = self.run("G_A"), self.run("G_B")
         with self.autocast():
             fake_b, fake_a = g_a(real_a), g_b(real_b)
-            rec_a, rec_b = g_b(fake_b), g_a(fake_a)
-            idt_a = g_a(real_b) if lam_id else None  # G_A should leave B images alone
-            idt_b = g_b(real_a) if lam_id else None
+            # each generator's second pass takes the cycle and the identity inputs as one batch
+            # (G_A(b): G_A should leave B images alone); instance norm is per image, so this equals
+            # two passes, and one batch of 2N runs small convolutions faster than two of N
+            rec_b, idt_a = _split(g_a(_join(fake_a, real_b if lam_id else None)), len(fake_a))
+            rec_a, idt_b = _split(g_b(_join(fake_b, real_a if lam_id else None)), len(fake_b))
         out = {
-            "G_A": generator_loss(self.D_A, fake_b, self.tricks, step, self.noise, autocast=self.autocast)[0],
-            "G_B": generator_loss(self.D_B, fake_a, self.tricks, step, self.noise, autocast=self.autocast)[0],
+            "G_A": scale * generator_loss(self.D_A, fake_b, self.tricks, step, self.noise, autocast=self.autocast)[0],
+            "G_B": scale * generator_loss(self.D_B, fake_a, self.tricks, step, self.noise, autocast=self.autocast)[0],
             "cycle_A": lam * F.l1_loss(rec_a.float(), real_a),
             "cycle_B": lam * F.l1_loss(rec_b.float(), real_b),
             "idt_A": lam_id * F.l1_loss(idt_a.float(), real_b) if lam_id else torch.zeros((), device=real_a.device),
@@ -247,10 +265,11 @@ class CycleGAN(GenerativeModel):
         }
         self.step_optimizer("generators", sum(out.values()))
         pooled_b, pooled_a = self.pool_B.query(fake_b, self.noise), self.pool_A.query(fake_a, self.noise)
-        d_a = 0.5 * discriminator_loss(self.run("D_A"), real_b, pooled_b, self.tricks, step, self.noise,
-                                       autocast=self.autocast)[0]
-        d_b = 0.5 * discriminator_loss(self.run("D_B"), real_a, pooled_a, self.tricks, step, self.noise,
-                                       autocast=self.autocast)[0]
+        # real and fake in one batch: the same as two passes, as D's instance norm is per image
+        d_a = 0.5 * scale * discriminator_loss(self.run("D_A"), real_b, pooled_b, self.tricks, step, self.noise,
+                                       autocast=self.autocast, separate=False)[0]
+        d_b = 0.5 * scale * discriminator_loss(self.run("D_B"), real_a, pooled_a, self.tricks, step, self.noise,
+                                       autocast=self.autocast, separate=False)[0]
         self.step_optimizer("discriminators", d_a + d_b)
         out |= {"D_A": d_a, "D_B": d_b}
         return {name: float(out[name].detach()) for name in FAMILY.loss_names}
