@@ -267,9 +267,9 @@ class CycleGAN(GenerativeModel):
         pooled_b, pooled_a = self.pool_B.query(fake_b, self.noise), self.pool_A.query(fake_a, self.noise)
         # real and fake in one batch: the same as two passes, as D's instance norm is per image
         d_a = 0.5 * scale * discriminator_loss(self.run("D_A"), real_b, pooled_b, self.tricks, step, self.noise,
-                                       autocast=self.autocast, separate=False)[0]
+                                               autocast=self.autocast, separate=False)[0]
         d_b = 0.5 * scale * discriminator_loss(self.run("D_B"), real_a, pooled_a, self.tricks, step, self.noise,
-                                       autocast=self.autocast, separate=False)[0]
+                                               autocast=self.autocast, separate=False)[0]
         self.step_optimizer("discriminators", d_a + d_b)
         out |= {"D_A": d_a, "D_B": d_b}
         return {name: float(out[name].detach()) for name in FAMILY.loss_names}
