@@ -37,14 +37,15 @@ def main(overrides: list[str]) -> None:
     torch.set_num_threads(1)
     cfg = load_config(CONFIG, overrides)
     model = build_model(cfg)
-    n, size = cfg.train.batch_size, cfg.data.image_size
+    n, channels, size = cfg.train.batch_size, cfg.data.channels, cfg.data.image_size
     print(f"{cfg.model.generator} / {cfg.model.discriminator}, batch {n}, {size} px, one thread, bf16")
     for name in ("G_A", "D_A"):
         net = model.networks()[name].to(memory_format=torch.channels_last)
-        two = [torch.randn(n, 3, size, size).to(memory_format=torch.channels_last) for _ in range(2)]
+        two = [torch.randn(n, channels, size, size).to(memory_format=torch.channels_last) for _ in range(2)]
         one = [torch.cat(two)]
         for _ in range(2):  # warm-up
-            forward_backward(net, two), forward_backward(net, one)
+            forward_backward(net, two)
+            forward_backward(net, one)
         t_two = t_one = 0.0
         for _ in range(REPEATS):  # alternating
             t_two += seconds(net, two)
