@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from genlab.nn.init import init_normal_
-from genlab.nn.layers import InstanceNorm, KerasSameConvTranspose2d, KerasSamePad2d, conv2d, up2d
+from genlab.nn.layers import InstanceNorm, KerasSameConvTranspose2d, KerasSamePad2d, NearestUpsample2x, conv2d, up2d
 from genlab.nn.patchgan import PatchDiscriminator
 from genlab.nn.resnet_gen import ResnetGenerator
 from genlab.nn.unet import UNetGenerator
@@ -206,6 +206,22 @@ def test_instance_norm_matches_torch_and_handles_1x1():
     nn.init.normal_(norm.bias)
     assert torch.equal(norm(torch.randn(1, 5, 1, 1)), norm.bias.detach().view(1, 5, 1, 1))  # x − mean = 0 → β
     assert not InstanceNorm(5)(torch.randn(1, 5, 1, 1)).any()
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_nearest_upsample_compiled_equals_pytorchs_nearest(memory_format):
+    # compiled, NearestUpsample2x copies pixels with expand + reshape instead of upsample_nearest2d
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 7, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
+    weights = torch.randn(2, 3, 10, 14, dtype=torch.float64)
+    expected = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    (grad_expected,) = torch.autograd.grad((expected * weights).sum(), x)
+    for up in (NearestUpsample2x(), torch.compile(NearestUpsample2x(), fullgraph=True)):
+        y = up(x)
+        assert torch.equal(y, expected) and y.is_contiguous(memory_format=memory_format)
+        (grad,) = torch.autograd.grad((y * weights).sum(), x)
+        assert torch.allclose(grad, grad_expected, rtol=0, atol=1e-12)
+    assert isinstance(up2d(4, 2, 3, mode="resize")[0], NearestUpsample2x)
 
 
 @pytest.mark.parametrize("k", [3, 4, 5])

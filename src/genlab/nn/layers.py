@@ -50,6 +50,31 @@ class InstanceNorm(nn.GroupNorm):
         return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).to(x.dtype)
 
 
+class NearestUpsample2x(nn.Upsample):
+    """×2 nearest-neighbour up-sampling ``(N, C, h, w)`` → ``(N, C, 2h, 2w)``, the same values as
+    ``nn.Upsample(scale_factor=2, mode="nearest")`` (it is one, so checkpoints and ``repr`` match).
+
+    Under ``torch.compile`` it copies each pixel into a 2×2 block with ``expand`` + ``reshape`` (in
+    the input's memory format), whose backward is a sum over the block that inductor fuses and
+    vectorises. Inductor lowers ``upsample_nearest2d``'s backward to a scatter-add (``index_put``)
+    instead: measured on CycleGAN's 64-px U-Net (one thread, bf16, EPYC), that one kernel took 20 ms
+    of the generator's 104 ms forward + backward, and the compiled generator ran at 0.8× eager.
+    Eager keeps PyTorch's own kernel, which is faster there than the expand + reshape copy.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(scale_factor=2, mode="nearest")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_compiling():
+            return super().forward(x)
+        n, c, h, w = x.shape
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            nhwc = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, 2, w, 2, c)
+            return nhwc.reshape(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+        return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
+
+
 def make_norm(kind: NormKind, channels: int, *, affine: bool = False, eps: float = 1e-5) -> nn.Module:
     """A normalisation layer for ``(N, channels, H, W)`` feature maps.
 
@@ -137,13 +162,17 @@ def up2d(in_channels: int, out_channels: int, kernel_size: int, *, mode: Upsampl
       artifacts when k is not divisible by the stride (Odena et al. 2016, Distill "Deconvolution and
       Checkerboard Artifacts", §"Overlap & Artifacts").
     * ``"resize"`` — ``nn.Upsample(scale_factor=2, mode=resize_mode)`` ("nearest", as Odena et al.
-      recommend, or "bilinear") then a 3×3 stride-1 convolution (padding 1, ``padding_mode``), the
+      recommend: :class:`NearestUpsample2x`; or "bilinear") then a 3×3 stride-1 convolution (padding 1, ``padding_mode``), the
       resize-convolution of Odena et al. 2016 §"Better Upsampling". Parameters: 9·in·out (+ out bias).
     """
     check_choice("upsample", mode, _UPSAMPLES)
     if mode == "resize":
-        kwargs = {"align_corners": False} if resize_mode in ("bilinear", "bicubic") else {}
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode=resize_mode, **kwargs),
+        if resize_mode == "nearest":
+            upsample: nn.Module = NearestUpsample2x()
+        else:
+            kwargs = {"align_corners": False} if resize_mode in ("bilinear", "bicubic") else {}
+            upsample = nn.Upsample(scale_factor=2, mode=resize_mode, **kwargs)
+        return nn.Sequential(upsample,
                              nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias, padding_mode=padding_mode))
     if padding == "keras":
         return KerasSameConvTranspose2d(in_channels, out_channels, kernel_size, 2, bias=bias)
