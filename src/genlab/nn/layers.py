@@ -52,7 +52,7 @@ class InstanceNorm(nn.GroupNorm):
 
 class NearestUpsample2x(nn.Upsample):
     """×2 nearest-neighbour up-sampling ``(N, C, h, w)`` → ``(N, C, 2h, 2w)``, the same values as
-    ``nn.Upsample(scale_factor=2, mode="nearest")`` (it is one, so checkpoints and ``repr`` match).
+    ``nn.Upsample(scale_factor=2, mode="nearest")`` (a subclass without parameters: checkpoints match).
 
     Under ``torch.compile`` it copies each pixel into a 2×2 block with ``expand`` + ``reshape`` (in
     the input's memory format), whose backward is a sum over the block that inductor fuses and
@@ -161,9 +161,10 @@ def up2d(in_channels: int, out_channels: int, kernel_size: int, *, mode: Upsampl
       ``"keras"``: :class:`KerasSameConvTranspose2d`). Its uneven kernel overlap causes checkerboard
       artifacts when k is not divisible by the stride (Odena et al. 2016, Distill "Deconvolution and
       Checkerboard Artifacts", §"Overlap & Artifacts").
-    * ``"resize"`` — ``nn.Upsample(scale_factor=2, mode=resize_mode)`` ("nearest", as Odena et al.
-      recommend: :class:`NearestUpsample2x`; or "bilinear") then a 3×3 stride-1 convolution (padding 1, ``padding_mode``), the
-      resize-convolution of Odena et al. 2016 §"Better Upsampling". Parameters: 9·in·out (+ out bias).
+    * ``"resize"`` — ×2 resize (``resize_mode``: "nearest", as Odena et al. recommend, by
+      :class:`NearestUpsample2x`; or an ``nn.Upsample`` mode such as "bilinear") then a 3×3 stride-1
+      convolution (padding 1, ``padding_mode``), the resize-convolution of Odena et al. 2016
+      §"Better Upsampling". Parameters: 9·in·out (+ out bias).
     """
     check_choice("upsample", mode, _UPSAMPLES)
     if mode == "resize":
