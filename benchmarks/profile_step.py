@@ -1,10 +1,12 @@
 """Where a train step's time goes: ``torch.profiler`` over a few genlab train steps of one config.
 
-    python benchmarks/profile_step.py configs/cyclegan-emoji.yaml [key=value ...] [--steps 3] [--threads 1] [--compile] [--conv-shapes]
+    python benchmarks/profile_step.py CONFIG [key=value ...] [--steps 3] [--threads 1] [--compile [--kernel-names]] [--conv-shapes]
 
 Prints seconds per step and the operators by self CPU time (BENCHMARKS.md, "Speed on the CPU");
 ``--compile`` profiles the step with ``train.compile=true`` (compiled during the warm-up steps),
-``--conv-shapes`` adds the convolutions' forward and backward time per input shape.
+``--conv-shapes`` adds the convolutions' forward and backward time per input shape, and
+``--kernel-names`` (with ``--compile``) names inductor's fused kernels (``cpp_fused_…``), which is how
+the compiled steps' slow backward kernels were found (BENCHMARKS.md, CycleGAN speed).
 """
 
 from __future__ import annotations
@@ -31,8 +33,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=15)
     parser.add_argument("--compile", action="store_true", help="profile the train.compile=true step")
     parser.add_argument("--conv-shapes", action="store_true", help="also list convolution time per input shape")
+    parser.add_argument("--kernel-names", action="store_true",
+                        help="with --compile: list inductor's fused C++ kernels by name instead of as one graph")
     args = parser.parse_intermixed_args()  # overrides and options in any order
     torch.set_num_threads(args.threads)
+    if args.kernel_names:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # each cpp_fused_* kernel a profiler event
     cfg = load_config(args.config, [*args.overrides, *(["train.compile=true"] if args.compile else [])])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     model, step = prepared_model(cfg, data)

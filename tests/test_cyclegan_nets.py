@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from genlab.nn.init import init_normal_
-from genlab.nn.layers import InstanceNorm, KerasSameConvTranspose2d, KerasSamePad2d, NearestUpsample2x, conv2d, up2d
+from genlab.nn.layers import InstanceNorm, KerasSameConvTranspose2d, KerasSamePad2d, NearestUpsample2x, PaddedConv2d, conv2d, reflect_pad2d, up2d
 from genlab.nn.patchgan import PatchDiscriminator
 from genlab.nn.resnet_gen import ResnetGenerator
 from genlab.nn.unet import UNetGenerator
@@ -222,6 +222,31 @@ def test_nearest_upsample_compiled_equals_pytorchs_nearest(memory_format):
         (grad,) = torch.autograd.grad((y * weights).sum(), x)
         assert torch.allclose(grad, grad_expected, rtol=0, atol=1e-12)
     assert isinstance(up2d(4, 2, 3, mode="resize")[0], NearestUpsample2x)
+
+
+def test_reflect_pad2d_equals_pytorchs_reflection_padding():
+    x = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    for pad in [(1, 1, 1, 1), (3, 3, 3, 3), (0, 2, 1, 0), (6, 0, 0, 4)]:
+        assert torch.equal(reflect_pad2d(x, pad), nn.functional.pad(x, pad, mode="reflect")), pad
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_reflect_padded_conv_compiled_equals_pytorchs_conv(memory_format):
+    # compiled, PaddedConv2d builds the reflected borders from flipped slices instead of reflection_pad2d
+    torch.manual_seed(0)
+    conv = PaddedConv2d(3, 4, 7, 1, 3, padding_mode="reflect").double()
+    reference = nn.Conv2d(3, 4, 7, 1, 3, padding_mode="reflect").double()
+    reference.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 3, 9, 11, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
+    weights = torch.randn(2, 4, 9, 11, dtype=torch.float64)
+    expected = reference(x)
+    grads_expected = torch.autograd.grad((expected * weights).sum(), (x, reference.weight))
+    for layer in (conv, torch.compile(conv, fullgraph=True)):
+        y = layer(x)
+        assert torch.allclose(y, expected, rtol=0, atol=1e-12)
+        grads = torch.autograd.grad((y * weights).sum(), (x, conv.weight))
+        assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+    assert isinstance(ResnetGenerator(ngf=4, n_blocks=1).net[0], PaddedConv2d)
 
 
 @pytest.mark.parametrize("k", [3, 4, 5])

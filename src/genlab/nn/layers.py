@@ -75,6 +75,32 @@ class NearestUpsample2x(nn.Upsample):
         return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
 
 
+class PaddedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same arguments, parameters and checkpoints) whose ``padding_mode="reflect"``
+    has a compile-time form: under ``torch.compile`` the reflected borders are flipped slices of the
+    input joined with ``torch.cat`` (:func:`reflect_pad2d`), whose backward is slicing and adding,
+    which inductor fuses and vectorises. Inductor's own lowering of ``reflection_pad2d``'s backward
+    was the largest of its kernels in CycleGAN's compiled ResNet-6 step; measured on the ResNet-6
+    generator (ngf 32, 64 px, batch 4, bf16, channels-last, one thread, EPYC), forward + backward
+    compiled takes 102 ms instead of 113-117 ms. Eager keeps PyTorch's own kernel, which is faster
+    there (146-151 ms against 173-179 ms with the slices). Other padding modes are ``nn.Conv2d``'s.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding_mode != "reflect" or not torch.compiler.is_compiling():
+            return super().forward(x)
+        return F.conv2d(reflect_pad2d(x, self._reversed_padding_repeated_twice), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
+
+
+def reflect_pad2d(x: torch.Tensor, pad: tuple[int, ...] | list[int]) -> torch.Tensor:
+    """``F.pad(x, pad, mode="reflect")`` for ``(N, C, H, W)`` maps, ``pad`` = (left, right, top,
+    bottom), each smaller than the padded size, built from flipped slices and ``torch.cat``."""
+    left, right, top, bottom = pad
+    x = torch.cat([x[..., 1:left + 1].flip(-1), x, x[..., x.shape[-1] - right - 1:-1].flip(-1)], dim=-1)
+    return torch.cat([x[..., 1:top + 1, :].flip(-2), x, x[..., x.shape[-2] - bottom - 1:-1, :].flip(-2)], dim=-2)
+
+
 def make_norm(kind: NormKind, channels: int, *, affine: bool = False, eps: float = 1e-5) -> nn.Module:
     """A normalisation layer for ``(N, channels, H, W)`` feature maps.
 
@@ -149,7 +175,8 @@ def conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 
     check_choice("padding", padding, _PADDINGS)
     if padding == "keras":
         return nn.Sequential(KerasSamePad2d(kernel_size, stride), nn.Conv2d(in_channels, out_channels, kernel_size, stride, 0, bias=bias))
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=bias, padding_mode=padding_mode)
+    return PaddedConv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=bias,
+                        padding_mode=padding_mode)
 
 
 def up2d(in_channels: int, out_channels: int, kernel_size: int, *, mode: UpsampleKind = "deconv", bias: bool = True,
@@ -174,7 +201,7 @@ def up2d(in_channels: int, out_channels: int, kernel_size: int, *, mode: Upsampl
             kwargs = {"align_corners": False} if resize_mode in ("bilinear", "bicubic") else {}
             upsample = nn.Upsample(scale_factor=2, mode=resize_mode, **kwargs)
         return nn.Sequential(upsample,
-                             nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias, padding_mode=padding_mode))
+                             PaddedConv2d(in_channels, out_channels, 3, 1, 1, bias=bias, padding_mode=padding_mode))
     if padding == "keras":
         return KerasSameConvTranspose2d(in_channels, out_channels, kernel_size, 2, bias=bias)
     check_choice("padding", padding, _PADDINGS)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlab.nn.layers import NormKind, UpsampleKind, check_choice, check_multiple, make_norm, up2d
+from genlab.nn.layers import NormKind, PaddedConv2d, UpsampleKind, check_choice, check_multiple, make_norm, up2d
 
 __all__ = ["ResidualBlock", "ResnetGenerator"]
 
@@ -37,11 +37,11 @@ class ResidualBlock(nn.Module):
                  norm_eps: float = 1e-5, bias: bool = True, padding_mode: str = "reflect"):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=bias, padding_mode=padding_mode),
+            PaddedConv2d(channels, channels, 3, 1, 1, bias=bias, padding_mode=padding_mode),
             make_norm(norm, channels, affine=norm_affine, eps=norm_eps),
             nn.ReLU(),
             nn.Dropout(dropout) if dropout else nn.Identity(),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=bias, padding_mode=padding_mode),
+            PaddedConv2d(channels, channels, 3, 1, 1, bias=bias, padding_mode=padding_mode),
             make_norm(norm, channels, affine=norm_affine, eps=norm_eps),
         )
 
@@ -94,7 +94,7 @@ class ResnetGenerator(nn.Module):
         def norm_of(channels: int) -> nn.Module:
             return make_norm(norm, channels, affine=norm_affine, eps=norm_eps)
 
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ngf, 7, 1, 3, bias=use_bias, padding_mode=padding_mode),
+        layers: list[nn.Module] = [PaddedConv2d(in_channels, ngf, 7, 1, 3, bias=use_bias, padding_mode=padding_mode),
                                    norm_of(ngf), nn.ReLU()]
         for mult in (1, 2):  # d128, d256
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, 2, 1, bias=use_bias), norm_of(ngf * mult * 2), nn.ReLU()]
@@ -104,7 +104,7 @@ class ResnetGenerator(nn.Module):
             layers += [up2d(ngf * mult, ngf * mult // 2, 3, mode=upsample, bias=use_bias, padding_mode=padding_mode,
                             resize_mode=resize_mode),
                        norm_of(ngf * mult // 2), nn.ReLU()]
-        layers += [nn.Conv2d(ngf, out_channels, 7, 1, 3, bias=True, padding_mode=padding_mode), nn.Tanh()]
+        layers += [PaddedConv2d(ngf, out_channels, 7, 1, 3, bias=True, padding_mode=padding_mode), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,86 @@
+"""Does a compile-time layer form pay? The compiled train step with and without genlab's forms, one process.
+
+    python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...] [--threads 1] [--blocks 8] [--block-steps 5]
+
+Two copies of the config's model (same seed), both compiled (``train.compile=true``): one as genlab
+builds it, one with its compile-time layer forms turned back into PyTorch's own layers
+(:class:`~genlab.nn.layers.PaddedConv2d` → ``nn.Conv2d``, :class:`~genlab.nn.layers.NearestUpsample2x`
+→ ``nn.Upsample``; the same parameters and values). Their train steps on the same batch are timed in
+alternating blocks, so other load on the machine hits both alike; prints seconds per step and the
+ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md, CycleGAN speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from genlab import registry
+from genlab.bench.speed import prepared_model
+from genlab.config import load_config
+from genlab.core.hardware import cpu_info
+from genlab.data.datasets import load_source
+from genlab.nn.layers import NearestUpsample2x, PaddedConv2d
+
+#: each compile-time form and the PyTorch layer it stands in for (same attributes and parameters)
+PYTORCH_LAYER = {PaddedConv2d: nn.Conv2d, NearestUpsample2x: nn.Upsample}
+
+
+def without_compile_forms(model: nn.Module) -> int:
+    """Turn every compile-time form in ``model`` into its PyTorch layer, in place; returns how many."""
+    count = 0
+    for module in model.modules():
+        if type(module) in PYTORCH_LAYER:
+            module.__class__ = PYTORCH_LAYER[type(module)]
+            count += 1
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.generator=unet")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--blocks", type=int, default=8, help="timed blocks per model, alternating")
+    parser.add_argument("--block-steps", type=int, default=5, help="train steps per block")
+    args = parser.parse_intermixed_args()
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, [*args.overrides, "train.compile=true"])
+    data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
+    steps = {}
+    for name in ("genlab forms", "pytorch layers"):
+        torch.manual_seed(cfg.seed)
+        model, step = prepared_model(cfg, data)
+        if name == "pytorch layers":
+            print(f"{without_compile_forms(model)} layers turned back into PyTorch's")
+        model.compile_networks()
+        steps[name] = step
+    index = torch.arange(min(cfg.train.batch_size, len(data)))
+    for name, step in steps.items():
+        started = time.perf_counter()
+        for _ in range(2):
+            step(index, {})
+        print(f"{name}: first two steps (compiling) {time.perf_counter() - started:.1f} s")
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for block in range(args.blocks):
+        order = list(steps.items()) if block % 2 == 0 else list(reversed(steps.items()))
+        for name, step in order:
+            started = time.perf_counter()
+            for _ in range(args.block_steps):
+                step(index, {})
+            seconds[name].append((time.perf_counter() - started) / args.block_steps)
+    print(f"{cpu_info().describe()}; {args.threads} thread(s); batch {len(index)}; "
+          f"{args.blocks} blocks of {args.block_steps} steps each")
+    for name, values in seconds.items():
+        print(f"{name}: median {statistics.median(values):.3f} s per step "
+              f"(blocks: {', '.join(f'{v:.3f}' for v in values)})")
+    ratio = statistics.median(seconds["pytorch layers"]) / statistics.median(seconds["genlab forms"])
+    print(f"pytorch layers / genlab forms, median step time: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
