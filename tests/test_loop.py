@@ -232,3 +232,18 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     train(tiny_config("vae-mnist", "train.epochs=3", "train.precision=fp32", "train.compile=true"), compiled,
           resume=True)
     assert [r["epoch"] for r in losses(compiled)] == [1, 2, 3]
+
+
+def test_compile_without_a_cpp_compiler_is_a_clear_error_before_the_run_dir(tmp_path, monkeypatch):
+    """Without a C++ compiler inductor fails in the first step; genlab refuses up front, naming the
+    option and the fix, and writes no run directory."""
+    from torch._inductor import cpp_builder, exc
+
+    def no_compiler():
+        raise exc.InvalidCxxCompiler
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    with pytest.raises(GenlabError, match=r"train.compile=true: .*C\+\+ compiler.*apt-get install g\+\+"):
+        train(tiny_config("vae-mnist", "train.compile=true"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "eager")  # eager needs no compiler

@@ -286,6 +286,12 @@ def bench(
     """Speed on this machine: genlab's train steps beside plain fp32 eager loops, FLOPs, peaks, memory, sampling."""
     from genlab.bench.run import markdown, run_bench, write_results
 
+    if compile:
+        import torch
+
+        from genlab.core.hardware import check_compile_toolchain
+
+        check_compile_toolchain(torch.device("cpu"), "genlab bench --compile")
     result = run_bench(quick=quick, threads=threads, configs=configs, steps=steps, features=features,
                        only=only, compile=compile, progress=lambda line: typer.echo(line, err=True))
     write_results(result, output)

@@ -141,3 +141,23 @@ def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
     if {"AVX512_BF16", "AMX"} & set(info.capped):
         return "fp32", f"{' '.join(info.caps)} leaves no native bf16 (AVX512_BF16 or AMX), where bf16 runs slower than fp32"
     return "fp32", "the CPU has no native bf16 (no AVX512_BF16 or AMX), where bf16 runs slower than fp32"
+
+
+def check_compile_toolchain(device: torch.device, option: str = "train.compile=true") -> None:
+    """Raise :class:`~genlab.errors.GenlabError` naming ``option`` unless ``torch.compile`` can build
+    kernels for ``device``: on a CPU, inductor compiles C++ and needs a working C++ compiler (it looks
+    for ``$CXX``, else g++; clang++ on macOS). Without this check the first train step would fail deep
+    inside inductor with ``InvalidCxxCompiler``, after the run directory was written."""
+    if device.type != "cpu":
+        return
+    from torch._inductor import cpp_builder, exc
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except (exc.InvalidCxxCompiler, OSError, RuntimeError) as error:
+        from genlab.errors import GenlabError
+
+        raise GenlabError(f"{option}: torch.compile on the CPU needs a working C++ compiler, and none was "
+                          f"found ({type(error).__name__}; it tries $CXX, else g++, clang++ on macOS). Install one "
+                          f"(Debian/Ubuntu: apt-get install g++) and/or set CXX to it, or run without "
+                          f"{option.split('=')[0]} (eager steps).") from None

@@ -36,7 +36,7 @@ from genlab import __version__, registry
 from genlab.config import Config, config_from_dict
 from genlab.core.atomic import atomic_write_text, file_digest
 from genlab.core.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
-from genlab.core.hardware import resolve_precision
+from genlab.core.hardware import check_compile_toolchain, resolve_precision
 from genlab.core.noise import SharedNoise
 from genlab.core.runlog import RunLogger
 from genlab.data.datasets import load_source
@@ -431,6 +431,8 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
         precision, why = resolve_precision(config.train.precision, ctx.device)
+        if config.train.compile:
+            check_compile_toolchain(ctx.device)
         if precision != config.train.precision:
             config = replace(config, train=replace(config.train, precision=precision))
         if ctx.is_main:
