@@ -247,3 +247,18 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error_before_the_run_dir(tmp_
         train(tiny_config("vae-mnist", "train.compile=true"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
     train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "eager")  # eager needs no compiler
+
+
+def test_a_setup_error_leaves_no_run_behind_to_block_the_corrected_command(tmp_path):
+    """A bad data folder fails before training; the run directory is left as it was (absent, or
+    empty), so the same command with the folder fixed is not refused as "already holds a run"."""
+    bad = ("data.name=folder", f"data.root={tmp_path / 'no-such-folder'}")
+    with pytest.raises(GenlabError, match="no-such-folder"):
+        train(tiny_config("vae-mnist", *bad), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GenlabError, match="run directory not found"):
+        train(tiny_config("vae-mnist", f"train.init_from={tmp_path / 'nowhere'}"), tmp_path / "empty")
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+    run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "empty")  # not refused
+    assert (run / "config.yaml").is_file()

@@ -435,18 +435,26 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
             check_compile_toolchain(ctx.device)
         if precision != config.train.precision:
             config = replace(config, train=replace(config.train, precision=precision))
+        run_dir = Path(run_dir)
+        existed = run_dir.is_dir()
+        fresh = not existed or not any(run_dir.iterdir())
         if ctx.is_main:
             prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
         ctx.barrier()
-        _log_to_file(Path(run_dir) / "train.log", ctx.is_main)
-        trainer = Trainer(config, run_dir, ctx)
-        restored = resume and trainer.restore()
-        if resume and not restored and ctx.is_main:
-            log.info("no checkpoint in %s yet; starting from step 0", run_dir)
-        if not restored:
-            if config.train.init_from:
-                trainer.initialise_from(config.train.init_from)
-            trainer.copy_weight_sources()
+        _log_to_file(run_dir / "train.log", ctx.is_main)
+        try:
+            trainer = Trainer(config, run_dir, ctx)
+            restored = resume and trainer.restore()
+            if resume and not restored and ctx.is_main:
+                log.info("no checkpoint in %s yet; starting from step 0", run_dir)
+            if not restored:
+                if config.train.init_from:
+                    trainer.initialise_from(config.train.init_from)
+                trainer.copy_weight_sources()
+        except BaseException:
+            if fresh and ctx.is_main:  # e.g. a bad data folder: leave no run behind to block the next try
+                _undo_new_run_dir(run_dir, remove_dir=not existed)
+            raise
         if ctx.is_main:
             atomic_write_text(Path(run_dir) / "config.yaml", config.to_yaml())
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
@@ -466,13 +474,31 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _log_to_file(path: Path, enabled: bool) -> None:
-    if not enabled:
+def _undo_new_run_dir(run_dir: Path, *, remove_dir: bool) -> None:
+    """Empty (or remove) a run directory this call created, after its setup failed: without this a
+    corrected command would be refused, the directory already holding a run (its ``train.log``)."""
+    _close_log_files()
+    if remove_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
         return
+    for path in run_dir.iterdir():
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _close_log_files() -> None:
     for handler in list(log.handlers):
         if isinstance(handler, logging.FileHandler):
             log.removeHandler(handler)
             handler.close()
+
+
+def _log_to_file(path: Path, enabled: bool) -> None:
+    if not enabled:
+        return
+    _close_log_files()
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
