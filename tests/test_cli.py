@@ -114,6 +114,7 @@ def test_user_mistakes_exit_2_with_a_message_and_no_traceback(tmp_path):
         (["train", str(CONFIGS / "vae-mnist.yaml"), "model.bogus=1"], "model.bogus"),
         (["info", str(tmp_path / "missing.yaml")], "not found"),
         (["sample", str(tmp_path / "no-run"), "-o", str(tmp_path / "x.png")], "not found"),
+        (["sample", str(tmp_path / "no-run"), "-o", str(tmp_path / "grid.txt")], "ending in .png"),
     ]
     for args, words in cases:
         proc = subprocess.run([sys.executable, "-m", "genlab", *args], capture_output=True, text=True)

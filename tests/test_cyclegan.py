@@ -227,6 +227,8 @@ def test_translate_command(tmp_path, root):
         assert a.size == (50, 30)
     result = runner.invoke(app, ["translate", str(run), str(inputs), "--direction", "sideways", "-o", str(out)])
     assert "AtoB, BtoA" in str(result.exception)
+    result = runner.invoke(app, ["translate", str(run), str(inputs), "--direction", "AtoB", "-o", str(out / "wide.jpg")])
+    assert isinstance(result.exception, GenlabError) and "is a file; give a folder" in str(result.exception)
     found = list_checkpoints(run)  # --checkpoint translates with the chosen step; without it, with the newest
     made = {}
     for name, extra in (("first", ["--checkpoint", str(found[0])]), ("last", ["--checkpoint", str(found[-1])]),

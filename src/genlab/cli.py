@@ -97,6 +97,8 @@ def sample(
     from genlab.runs import load_run
     from genlab.viz.grids import save_image_grid
 
+    if output.suffix.lower() != ".png" or output.is_dir():
+        raise GenlabError(f"-o/--output: got {output}; genlab sample writes one PNG grid, so give a file name ending in .png")
     config, model, _ = load_run(run_dir, checkpoint=checkpoint)
     family = registry.get(config.model.family)
     if text is None and not family.can("sample"):

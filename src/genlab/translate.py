@@ -79,7 +79,8 @@ def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out
 
     Raises:
         GenlabError: the run's family cannot translate, ``direction`` is unknown, an input is
-            missing, or outputs exist and ``overwrite`` is false (nothing is written then).
+            missing, ``out_dir`` is a file, or outputs exist and ``overwrite`` is false (nothing is
+            written then).
     """
     if direction not in ("AtoB", "BtoA"):
         raise GenlabError(f"--direction: got {direction!r}; allowed: AtoB, BtoA")
@@ -87,11 +88,14 @@ def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out
     if not registry.get(config.model.family).can("translate"):
         raise GenlabError(f"the {config.model.family} model of {run_dir} cannot translate images "
                           "(only families with the translate ability, e.g. cyclegan)")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise GenlabError(f"-o/--output: {out_dir} is a file; give a folder (the translations keep their inputs' names)")
     pairs = plan_outputs([Path(p) for p in inputs], Path(out_dir))
     existing = [t for _, t in pairs if t.exists()]
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise GenlabError(f"{existing[0]}{more} already exist; pass --overwrite to replace them")
+        raise GenlabError(f"{existing[0]}{more} already {'exist' if more else 'exists'}; pass --overwrite to replace "
+                          f"{'them' if more else 'it'}")
     channels = config.data.source_channels(direction)
     report = TranslateReport()
     for source, target in tqdm(pairs, desc=f"translate {direction}", disable=not progress, dynamic_ncols=True):
