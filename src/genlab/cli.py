@@ -221,6 +221,8 @@ def report(
         if len(run_dirs) > 1:
             raise GenlabError("-o/--output: give the HTML file to write when reporting several runs")
         output = run_dirs[0] / "report.html"
+    if output.is_dir():
+        raise GenlabError(f"-o/--output: {output} is a folder; give the HTML file to write, e.g. {output / 'report.html'}")
     typer.echo(f"wrote {write_report(run_dirs, output, title)}")
 
 

@@ -98,6 +98,6 @@ def _check_same_model(run_dir: Path, path: Path, stored: dict[str, Any]) -> None
     ours, theirs = yaml.safe_load(saved.read_text()).get("model", {}), stored.get("model", {})
     differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if differ:
-        key = differ[0]
+        key = "family" if "family" in differ else differ[0]  # another family says the most
         raise CheckpointError(f"{path} is not a checkpoint of run {run_dir}: model.{key} is {theirs.get(key)!r} "
                               f"there and {ours.get(key)!r} in the run's config.yaml")
