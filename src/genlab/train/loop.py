@@ -426,6 +426,9 @@ class Trainer:
 
 def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Train ``config`` in ``run_dir`` (resuming from its newest checkpoint if ``resume``)."""
+    if resume and overwrite:
+        raise GenlabError("--resume and --overwrite contradict each other: --resume continues the run in the run "
+                          "directory, --overwrite deletes it and starts again; pass one of them")
     ctx = DistContext.start(config.train.device)
     try:
         if config.train.num_threads:
