@@ -95,14 +95,16 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: bool) -> None:
+def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: bool) -> str:
     """Create ``run_dir``; refuse to train over an existing run unless resuming or overwriting.
 
     ``config.yaml`` is written by :func:`train` once the checkpoint (if any) has accepted the config,
-    so a refused resume leaves the run as it was."""
+    so a refused resume leaves the run as it was. Returns what ``run_dir`` was before: ``"absent"``,
+    ``"empty"`` or ``"used"`` (it held files), which :func:`train` needs to undo a failed setup."""
     run_dir = Path(run_dir)
     saved = run_dir / "config.yaml"
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+    before = "absent" if not run_dir.exists() else "used" if any(run_dir.iterdir()) else "empty"
+    if before == "used" and not resume:
         if not overwrite:
             raise GenlabError(f"run directory {run_dir} already holds a run; pass --resume to continue it, "
                               "--overwrite to start again, or --run-dir for a new one")
@@ -113,6 +115,7 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
     if resume and saved.is_file():
         _check_same_experiment(_saved_config_with_defaults(saved), config.to_dict(), saved)
     run_dir.mkdir(parents=True, exist_ok=True)
+    return before
 
 
 def _saved_config_with_defaults(path: Path) -> dict:
@@ -439,10 +442,7 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         if precision != config.train.precision:
             config = replace(config, train=replace(config.train, precision=precision))
         run_dir = Path(run_dir)
-        existed = run_dir.is_dir()
-        fresh = not existed or not any(run_dir.iterdir())
-        if ctx.is_main:
-            prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
+        before = prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite) if ctx.is_main else None
         ctx.barrier()
         _log_to_file(run_dir / "train.log", ctx.is_main)
         try:
@@ -455,11 +455,11 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
                     trainer.initialise_from(config.train.init_from)
                 trainer.copy_weight_sources()
         except BaseException:
-            if fresh and ctx.is_main:  # e.g. a bad data folder: leave no run behind to block the next try
-                _undo_new_run_dir(run_dir, remove_dir=not existed)
+            if before in ("absent", "empty"):  # e.g. a bad data folder: leave no run to block the next try
+                _undo_new_run_dir(run_dir, remove_dir=before == "absent")
             raise
         if ctx.is_main:
-            atomic_write_text(Path(run_dir) / "config.yaml", config.to_yaml())
+            atomic_write_text(run_dir / "config.yaml", config.to_yaml())
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
             log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
                      counts, len(trainer.train_data), ctx.world_size, ctx.device)
