@@ -1,11 +1,13 @@
 """Does a compile-time layer form pay? The compiled train step with and without genlab's forms, one process.
 
-    python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...] [--threads 1] [--blocks 8] [--block-steps 5]
+    python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...] [--without all|polyphase]
+        [--threads 1] [--blocks 8] [--block-steps 5]
 
 Two copies of the config's model (same seed), both compiled (``train.compile=true``): one as genlab
 builds it, one with its compile-time layer forms turned back into PyTorch's own layers
 (:class:`~genlab.nn.layers.PaddedConv2d` → ``nn.Conv2d``, :class:`~genlab.nn.layers.NearestUpsample2x`
-→ ``nn.Upsample``; the same parameters and values). Their train steps on the same batch are timed in
+→ ``nn.Upsample``; the same parameters and values), or with only the polyphase form of thin
+convolutions turned off (``--without polyphase``). Their train steps on the same batch are timed in
 alternating blocks, so other load on the machine hits both alike; prints seconds per step and the
 ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md, CycleGAN speed).
 """
@@ -40,10 +42,20 @@ def without_compile_forms(model: nn.Module) -> int:
     return count
 
 
+def without_polyphase(model: nn.Module) -> int:
+    """Turn off :func:`~genlab.nn.layers.polyphase_conv2d` in every ``PaddedConv2d`` of ``model``; returns how many."""
+    thin = [m for m in model.modules() if isinstance(m, PaddedConv2d) and m._thin_output()]
+    for module in thin:
+        module._thin_output = lambda: False  # an instance attribute shadows the method
+    return len(thin)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.generator=unet")
+    parser.add_argument("--without", choices=("all", "polyphase"), default="all",
+                        help="the forms the second model goes without: all of them, or only the polyphase convolution")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--blocks", type=int, default=8, help="timed blocks per model, alternating")
     parser.add_argument("--block-steps", type=int, default=5, help="train steps per block")
@@ -52,11 +64,14 @@ def main() -> None:
     cfg = load_config(args.config, [*args.overrides, "train.compile=true"])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     steps = {}
-    for name in ("genlab forms", "pytorch layers"):
+    baseline = "pytorch layers" if args.without == "all" else "no polyphase"
+    for name in ("genlab forms", baseline):
         torch.manual_seed(cfg.seed)
         model, step = prepared_model(cfg, data)
         if name == "pytorch layers":
             print(f"{without_compile_forms(model)} layers turned back into PyTorch's")
+        elif name == "no polyphase":
+            print(f"{without_polyphase(model)} layers without their polyphase form")
         model.compile_networks()
         steps[name] = step
     index = torch.arange(min(cfg.train.batch_size, len(data)))
@@ -78,8 +93,8 @@ def main() -> None:
     for name, values in seconds.items():
         print(f"{name}: median {statistics.median(values):.3f} s per step "
               f"(blocks: {', '.join(f'{v:.3f}' for v in values)})")
-    ratio = statistics.median(seconds["pytorch layers"]) / statistics.median(seconds["genlab forms"])
-    print(f"pytorch layers / genlab forms, median step time: {ratio:.3f}")
+    ratio = statistics.median(seconds[baseline]) / statistics.median(seconds["genlab forms"])
+    print(f"{baseline} / genlab forms, median step time: {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,19 @@ import torch
 from torch import nn
 
 from genlab.nn.init import init_normal_
-from genlab.nn.layers import InstanceNorm, KerasSameConvTranspose2d, KerasSamePad2d, NearestUpsample2x, PaddedConv2d, conv2d, reflect_pad2d, up2d
+from genlab.nn.layers import (
+    InstanceNorm,
+    KerasSameConvTranspose2d,
+    KerasSamePad2d,
+    NearestUpsample2x,
+    PaddedConv2d,
+    conv2d,
+    depth_to_space,
+    polyphase_conv2d,
+    reflect_pad2d,
+    space_to_depth,
+    up2d,
+)
 from genlab.nn.patchgan import PatchDiscriminator
 from genlab.nn.resnet_gen import ResnetGenerator
 from genlab.nn.unet import UNetGenerator
@@ -231,22 +243,55 @@ def test_reflect_pad2d_equals_pytorchs_reflection_padding():
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_reflect_padded_conv_compiled_equals_pytorchs_conv(memory_format):
-    # compiled, PaddedConv2d builds the reflected borders from flipped slices instead of reflection_pad2d
+@pytest.mark.parametrize("in_channels, out_channels, size, padding_mode", [
+    (3, 8, (9, 11), "reflect"),  # reflected borders from flipped slices
+    (3, 4, (9, 11), "reflect"),  # thin output, odd size: no polyphase form
+    (5, 3, (8, 10), "reflect"),  # thin output, even size: reflected borders, then polyphase_conv2d
+    (5, 3, (6, 4), "zeros"),     # polyphase_conv2d after zero padding
+])
+def test_padded_conv_compiled_equals_pytorchs_conv(memory_format, in_channels, out_channels, size, padding_mode):
+    # compiled, PaddedConv2d swaps in its compile-time forms; eager it is nn.Conv2d
     torch.manual_seed(0)
-    conv = PaddedConv2d(3, 4, 7, 1, 3, padding_mode="reflect").double()
-    reference = nn.Conv2d(3, 4, 7, 1, 3, padding_mode="reflect").double()
+    conv = PaddedConv2d(in_channels, out_channels, 7, 1, 3, padding_mode=padding_mode).double()
+    reference = nn.Conv2d(in_channels, out_channels, 7, 1, 3, padding_mode=padding_mode).double()
     reference.load_state_dict(conv.state_dict())
-    x = torch.randn(2, 3, 9, 11, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
-    weights = torch.randn(2, 4, 9, 11, dtype=torch.float64)
+    x = torch.randn(2, in_channels, *size, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
+    weights = torch.randn(2, out_channels, *size, dtype=torch.float64)
     expected = reference(x)
-    grads_expected = torch.autograd.grad((expected * weights).sum(), (x, reference.weight))
-    for layer in (conv, torch.compile(conv, fullgraph=True)):
+    grads_expected = torch.autograd.grad((expected * weights).sum(), (x, reference.weight, reference.bias))
+    for layer in (conv, torch.compile(conv, fullgraph=True, dynamic=False)):  # as compile_networks
         y = layer(x)
         assert torch.allclose(y, expected, rtol=0, atol=1e-12)
-        grads = torch.autograd.grad((y * weights).sum(), (x, conv.weight))
+        grads = torch.autograd.grad((y * weights).sum(), (x, conv.weight, conv.bias))
         assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
-    assert isinstance(ResnetGenerator(ngf=4, n_blocks=1).net[0], PaddedConv2d)
+    assert conv._thin_output() == (out_channels < 8)
+    resnet = ResnetGenerator(ngf=4, n_blocks=1)
+    assert isinstance(resnet.net[0], PaddedConv2d) and resnet.net[-2]._thin_output()
+
+
+@pytest.mark.parametrize("k, size, bias", [(5, (8, 10), True), (7, (6, 4), False), (9, (2, 2), True)])
+def test_polyphase_conv_equals_conv(k, size, bias):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, size[0] + k - 1, size[1] + k - 1, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 5, k, k, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = (x, w, b) if bias else (x, w)
+    weights = torch.randn(2, 3, *size, dtype=torch.float64)
+    expected = nn.functional.conv2d(x, w, b)
+    y = polyphase_conv2d(x, w, b)
+    assert y.shape == expected.shape and torch.allclose(y, expected, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad((y * weights).sum(), inputs)
+    grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
+    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+
+
+def test_space_to_depth_is_pixel_unshuffle_in_phase_major_order():
+    x = torch.randn(2, 3, 4, 6)
+    s = space_to_depth(x)
+    # pixel_unshuffle orders channels (c, phase); space_to_depth orders them (phase, c)
+    assert torch.equal(s, nn.functional.pixel_unshuffle(x, 2).view(2, 3, 4, 2, 3).transpose(1, 2).reshape(2, 12, 2, 3))
+    assert s.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(depth_to_space(s), x)
 
 
 @pytest.mark.parametrize("k", [3, 4, 5])

@@ -199,8 +199,14 @@ class GenerativeModel(nn.Module):
         self._runners = {name: wrap(name, self.run(name)) for name in self.networks()}
 
     def compile_networks(self) -> None:
-        """``torch.compile`` every training runner (``train.compile``); eval and sampling stay eager."""
-        self.wrap_networks(lambda name, net: torch.compile(net))
+        """``torch.compile`` every training runner (``train.compile``); eval and sampling stay eager.
+
+        Static shapes (``dynamic=False``): a network that sees two batch sizes in a step (CycleGAN's
+        generators) gets one graph for each instead of one graph with a symbolic batch, which a
+        third size would reuse. Training has few shapes, and inductor (torch 2.13) fails to lower
+        some convolution backwards and :func:`genlab.nn.layers.polyphase_conv2d`'s reshapes when
+        sizes are symbolic."""
+        self.wrap_networks(lambda name, net: torch.compile(net, dynamic=False))
 
     def autocast(self):
         """Autocast context for ``train.precision``: bf16 autocast, or none for fp32 (``auto``: the
