@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from genlab import registry
-from genlab.bench.speed import prepared_model
+from genlab.bench.speed import prepared_model, time_alternating
 from genlab.config import load_config
 from genlab.core.hardware import cpu_info
 from genlab.data.datasets import load_source
@@ -80,14 +80,12 @@ def main() -> None:
         for _ in range(2):
             step(index, {})
         print(f"{name}: first two steps (compiling) {time.perf_counter() - started:.1f} s")
-    seconds: dict[str, list[float]] = {name: [] for name in steps}
-    for block in range(args.blocks):
-        order = list(steps.items()) if block % 2 == 0 else list(reversed(steps.items()))
-        for name, step in order:
-            started = time.perf_counter()
-            for _ in range(args.block_steps):
-                step(index, {})
-            seconds[name].append((time.perf_counter() - started) / args.block_steps)
+
+    def steps_of(step):
+        return lambda: [step(index, {}) for _ in range(args.block_steps)]
+
+    block_seconds = time_alternating({name: steps_of(step) for name, step in steps.items()}, args.blocks)
+    seconds = {name: [s / args.block_steps for s in values] for name, values in block_seconds.items()}
     print(f"{cpu_info().describe()}; {args.threads} thread(s); batch {len(index)}; "
           f"{args.blocks} blocks of {args.block_steps} steps each")
     for name, values in seconds.items():

@@ -14,13 +14,12 @@ Prints one Markdown row per config (the CPU and the precision ``train.precision=
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from genlab import registry
 from genlab.bench.run import configs_dir
-from genlab.bench.speed import prepared_model
+from genlab.bench.speed import prepared_model, time_alternating
 from genlab.config import load_config
 from genlab.core.hardware import cpu_info, resolve_precision
 from genlab.data.datasets import load_source
@@ -45,17 +44,15 @@ def compare(config: str, overrides: list[str], batch_size: int, block: int, bloc
     steps = {layout: prepared_model(cfg, data)[1] for layout, cfg in cfgs.items()}
     indices = [torch.randint(0, len(data), (batch_size,), generator=torch.Generator().manual_seed(i))
                for i in range(block)]
-    seconds = dict.fromkeys(steps, 0.0)
     for step in steps.values():  # warm-up
         step(indices[0], {})
-    for _ in range(blocks):
-        for layout, step in steps.items():
-            started = time.perf_counter()
-            for index in indices:
-                step(index, {})
-            seconds[layout] += time.perf_counter() - started
+
+    def steps_of(step):
+        return lambda: [step(index, {}) for index in indices]
+
+    seconds = time_alternating({layout: steps_of(step) for layout, step in steps.items()}, blocks)
     images = blocks * block * batch_size
-    rates = {layout: images / s for layout, s in seconds.items()}
+    rates = {layout: images / sum(s) for layout, s in seconds.items()}
     return {**rates, "ratio": rates["contiguous"] / rates["channels_last"],
             "precision": resolve_precision(cfgs["contiguous"].train.precision, torch.device("cpu"))[0]}
 

@@ -8,7 +8,7 @@ import torch
 from conftest import CONFIGS, TINY
 from genlab.bench.plain import PLAIN_STEPS
 from genlab.bench.run import markdown
-from genlab.bench.speed import compute_peaks, train_step_speed
+from genlab.bench.speed import compute_peaks, time_alternating, train_step_speed
 from genlab.config import load_config
 from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
@@ -65,6 +65,14 @@ def test_compiled_train_step_speed_reports_its_compile_time():
     table = markdown({"cpu": "test CPU", "threads": 1, "compile": True, "peaks": {"fp32": {"matmul": 10.0, "conv": 20.0}},
                       "train": [{"label": "tiny VAE"} | row]})
     assert "train.compile=true" in table and f"| tiny VAE | {row['compile_s']:.0f} s |" in table
+
+
+def test_time_alternating_interleaves_the_runs_and_reverses_every_other_block():
+    calls = []
+    seconds = time_alternating({"a": lambda: calls.append("a"), "b": lambda: calls.append("b"),
+                                "c": lambda: calls.append("c")}, blocks=3)
+    assert calls == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
+    assert list(seconds) == ["a", "b", "c"] and all(len(v) == 3 and min(v) >= 0 for v in seconds.values())
 
 
 def test_compute_peaks_measures_fp32_and_bf16():

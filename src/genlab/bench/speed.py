@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -97,6 +98,23 @@ def _peak_rss_mib() -> float | None:
 
 
 # --- one config ---------------------------------------------------------------------------------------
+def time_alternating(runs: dict[str, Callable[[], object]], blocks: int) -> dict[str, list[float]]:
+    """Wall-clock seconds of ``blocks`` calls of each run, the runs interleaved block by block.
+
+    Block i calls every run once, in the given order for even i and reversed for odd i (A B, B A,
+    A B, …), so that other load on the machine, and whatever one run leaves in the caches for the
+    next, hits all runs alike. Returns each run's per-block seconds, in block order.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for block in range(blocks):
+        order = list(runs.items()) if block % 2 == 0 else list(reversed(runs.items()))
+        for name, run in order:
+            started = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
+
+
 @contextmanager
 def _timer(totals: dict[str, float], key: str):
     started = time.perf_counter()
@@ -206,16 +224,10 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     genlab_block()
     if plain_step:
         plain_block()
-    totals.clear()
-    for _ in range(blocks):
-        with _timer(totals, "genlab"):
-            genlab_block()
-        if plain_step:
-            with _timer(totals, "plain"):
-                plain_block()
-        if eager_step:
-            with _timer(totals, "eager"):
-                eager_block()
+    totals.clear()  # from here on it gathers genlab's data time ("genlab_data")
+    runs = {"genlab": genlab_block, **({"plain": plain_block} if plain_step else {}),
+            **({"eager": eager_block} if eager_step else {})}
+    totals |= {name: sum(block_seconds) for name, block_seconds in time_alternating(runs, blocks).items()}
     images = timed_steps * n
     result = {"config": Path(config).name, "overrides": list(overrides), "genlab_only": list(genlab_only),
               "family": cfg.model.family, "batch_size": n, "steps": timed_steps, "precision": precision,
