@@ -1,15 +1,16 @@
 """Does a compile-time layer form pay? The compiled train step with and without genlab's forms, one process.
 
-    python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...] [--without all|polyphase]
-        [--threads 1] [--blocks 8] [--block-steps 5]
+    python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...]
+        [--without all|polyphase|resize-conv] [--threads 1] [--blocks 8] [--block-steps 5]
 
 Two copies of the config's model (same seed), both compiled (``train.compile=true``): one as genlab
 builds it, one with its compile-time layer forms turned back into PyTorch's own layers
 (:class:`~genlab.nn.layers.PaddedConv2d` → ``nn.Conv2d``, :class:`~genlab.nn.layers.NearestUpsample2x`
-→ ``nn.Upsample``; the same parameters and values), or with only the polyphase form of thin
-convolutions turned off (``--without polyphase``). Their train steps on the same batch are timed in
-alternating blocks, so other load on the machine hits both alike; prints seconds per step and the
-ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md, CycleGAN speed).
+→ ``nn.Upsample``, :class:`~genlab.nn.layers.NearestResizeConv` → ``nn.Sequential``; the same
+parameters and values), or with only the polyphase form of thin convolutions (``--without
+polyphase``) or only the resize-convolution up-blocks (``--without resize-conv``) turned off. Their
+train steps on the same batch are timed in alternating blocks, so other load on the machine hits
+both alike; prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md, CycleGAN speed).
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ from genlab.bench.speed import prepared_model, time_alternating
 from genlab.config import load_config
 from genlab.core.hardware import cpu_info
 from genlab.data.datasets import load_source
-from genlab.nn.layers import NearestUpsample2x, PaddedConv2d
+from genlab.nn.layers import NearestResizeConv, NearestUpsample2x, PaddedConv2d
 
 #: each compile-time form and the PyTorch layer it stands in for (same attributes and parameters)
-PYTORCH_LAYER = {PaddedConv2d: nn.Conv2d, NearestUpsample2x: nn.Upsample}
+PYTORCH_LAYER = {PaddedConv2d: nn.Conv2d, NearestUpsample2x: nn.Upsample, NearestResizeConv: nn.Sequential}
 
 
-def without_compile_forms(model: nn.Module) -> int:
-    """Turn every compile-time form in ``model`` into its PyTorch layer, in place; returns how many."""
+def without_compile_forms(model: nn.Module, only: type | None = None) -> int:
+    """Turn every compile-time form in ``model`` (or those of type ``only``) into its PyTorch layer, in
+    place; returns how many."""
     count = 0
     for module in model.modules():
-        if type(module) in PYTORCH_LAYER:
+        if type(module) in PYTORCH_LAYER and only in (None, type(module)):
             module.__class__ = PYTORCH_LAYER[type(module)]
             count += 1
     return count
@@ -54,8 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.generator=unet")
-    parser.add_argument("--without", choices=("all", "polyphase"), default="all",
-                        help="the forms the second model goes without: all of them, or only the polyphase convolution")
+    parser.add_argument("--without", choices=("all", "polyphase", "resize-conv"), default="all",
+                        help="the forms the second model goes without: all of them, only the polyphase convolution, "
+                             "or only the resize-convolution up-blocks")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--blocks", type=int, default=8, help="timed blocks per model, alternating")
     parser.add_argument("--block-steps", type=int, default=5, help="train steps per block")
@@ -64,7 +67,7 @@ def main() -> None:
     cfg = load_config(args.config, [*args.overrides, "train.compile=true"])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     steps = {}
-    baseline = "pytorch layers" if args.without == "all" else "no polyphase"
+    baseline = {"all": "pytorch layers", "polyphase": "no polyphase", "resize-conv": "no resize-conv"}[args.without]
     for name in ("genlab forms", baseline):
         torch.manual_seed(cfg.seed)
         model, step = prepared_model(cfg, data)
@@ -72,6 +75,8 @@ def main() -> None:
             print(f"{without_compile_forms(model)} layers turned back into PyTorch's")
         elif name == "no polyphase":
             print(f"{without_polyphase(model)} layers without their polyphase form")
+        elif name == "no resize-conv":
+            print(f"{without_compile_forms(model, only=NearestResizeConv)} resize-convolution blocks turned into nn.Sequential")
         model.compile_networks()
         steps[name] = step
     index = torch.arange(min(cfg.train.batch_size, len(data)))

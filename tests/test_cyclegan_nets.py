@@ -15,12 +15,15 @@ from genlab.nn.layers import (
     InstanceNorm,
     KerasSameConvTranspose2d,
     KerasSamePad2d,
+    NearestResizeConv,
     NearestUpsample2x,
     PaddedConv2d,
     conv2d,
     depth_to_space,
     polyphase_conv2d,
     reflect_pad2d,
+    replicate_pad1,
+    resize_conv2d,
     space_to_depth,
     up2d,
 )
@@ -283,6 +286,46 @@ def test_polyphase_conv_equals_conv(k, size, bias):
     grads = torch.autograd.grad((y * weights).sum(), inputs)
     grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
     assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+
+
+@pytest.mark.parametrize("out_channels", [3, 9])  # one convolution to 4 phases, or four 2×2 convolutions
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_resize_conv_equals_a_convolution_of_the_upsampled_map(out_channels, padding_mode, bias):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(out_channels, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(out_channels, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = (x, w, b) if bias else (x, w)
+    up = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    expected = nn.functional.conv2d(nn.functional.pad(up, (1, 1, 1, 1), mode="reflect" if padding_mode == "reflect" else "constant"), w, b)
+    y = resize_conv2d(x, w, b, padding_mode)
+    assert y.shape == (2, out_channels, 12, 14) and torch.allclose(y, expected, rtol=0, atol=1e-12)
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((y * weights).sum(), inputs)
+    grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
+    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+
+
+@pytest.mark.parametrize("size", [(16, 10), (4, 4)])  # the compile-time form from 256 input pixels on; below, the two layers
+def test_resize_conv_block_compiled_equals_eager_and_keeps_its_keys(size):
+    torch.manual_seed(0)
+    block = up2d(6, 9, 3, mode="resize", padding_mode="reflect").double()
+    assert isinstance(block, NearestResizeConv) and list(block.state_dict()) == ["1.weight", "1.bias"]
+    x = torch.randn(2, 6, *size, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_()
+    expected = block(x)  # eager: NearestUpsample2x, then PaddedConv2d
+    weights = torch.randn_like(expected)
+    grads_expected = torch.autograd.grad((expected * weights).sum(), (x, block[1].weight))
+    y = torch.compile(block, fullgraph=True, dynamic=False)(x)
+    assert torch.allclose(y, expected, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad((y * weights).sum(), (x, block[1].weight))
+    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+    assert type(up2d(6, 9, 3, mode="resize", resize_mode="bilinear")) is nn.Sequential  # only nearest is fused
+
+
+def test_replicate_pad1_equals_pytorchs_replication_padding():
+    x = torch.randn(2, 3, 4, 5)
+    assert torch.equal(replicate_pad1(x), nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"))
 
 
 def test_space_to_depth_is_pixel_unshuffle_in_phase_major_order():

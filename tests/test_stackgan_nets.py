@@ -8,6 +8,7 @@ from torch import nn
 
 from genlab.models.stackgan_nets import Stage1Discriminator, Stage1Generator, Stage2Discriminator, Stage2Generator
 from genlab.nn.conditioning import ConditioningAugmentation, kl_to_standard_normal
+from genlab.nn.layers import NearestResizeConv
 
 TEXT = 24  # small text embedding for the shape tests
 N = 3
@@ -82,6 +83,20 @@ def test_stage1_generator_shapes_and_range(size):
     image_eval, _, _ = g(phi, z)  # eps=None: deterministic
     image_eval2, _, _ = g(phi, z)
     assert torch.equal(image_eval, image_eval2)
+
+
+def test_stage1_generator_compiled_equals_eager_with_the_up_blocks_state_dict_keys():
+    # up-blocks are NearestResizeConv: compiled they convolve the small map (resize_conv2d), keys unchanged
+    torch.manual_seed(0)
+    g = Stage1Generator(TEXT, z_dim=10, c_dim=8, ngf=16, image_size=64).double().eval()
+    assert isinstance(g.upsample[0], NearestResizeConv)
+    assert [k for k in g.state_dict() if k.startswith("upsample.0.")] == [
+        "upsample.0.1.weight", "upsample.0.2.weight", "upsample.0.2.bias", "upsample.0.2.running_mean",
+        "upsample.0.2.running_var", "upsample.0.2.num_batches_tracked"]
+    phi, z, _ = (t.double() for t in _inputs())
+    expected, _, _ = g(phi, z)
+    image, _, _ = torch.compile(g, dynamic=False)(phi, z)
+    assert torch.allclose(image, expected, rtol=0, atol=1e-10)
 
 
 def test_gradients_reach_ca():

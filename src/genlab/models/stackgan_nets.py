@@ -54,7 +54,7 @@ from torch import nn
 
 from genlab.nn.conditioning import ConditioningAugmentation
 from genlab.nn.init import init_normal_
-from genlab.nn.layers import NearestUpsample2x
+from genlab.nn.layers import NearestResizeConv, NearestUpsample2x
 
 __all__ = ["MatchingAwareDiscriminator", "Stage1Discriminator", "Stage1Generator", "Stage2Discriminator", "Stage2Generator"]
 
@@ -83,7 +83,7 @@ def _conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
 
 def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
     """×2 nearest-neighbour upsampling → 3×3 conv (no bias) → BN → ReLU (paper Suppl.; ``upBlock``)."""
-    return nn.Sequential(NearestUpsample2x(), _conv3x3(in_ch, out_ch), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+    return NearestResizeConv(NearestUpsample2x(), _conv3x3(in_ch, out_ch), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 
 def _down_block(in_ch: int, out_ch: int, batch_norm: bool = True) -> nn.Sequential:
