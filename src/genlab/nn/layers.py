@@ -133,7 +133,7 @@ def resize_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     h, w = x.shape[-2:]
     padded = replicate_pad1(x) if padding_mode == "reflect" else F.pad(x, (1, 1, 1, 1))
     taps = _resize_taps(_resize_taps(weight).movedim(2, -1))  # (O, I, a_x, t_x, a_y, t_y)
-    kernels = [taps[:, :, ax, :, ay, :].transpose(-1, -2) for ay in (0, 1) for ax in (0, 1)]  # (O, I, t_y, t_x)
+    kernels = [taps[:, :, ax, :, ay, :].transpose(-1, -2) for ay, ax in _PHASES]  # (O, I, t_y, t_x)
     if weight.shape[0] < 8:
         kernel = torch.cat([F.pad(k, (ax, 1 - ax, ay, 1 - ay)) for k, (ay, ax) in zip(kernels, _PHASES)])
         y = F.conv2d(padded, kernel, None if bias is None else bias.repeat(4))
@@ -178,11 +178,12 @@ class PaddedConv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.compiler.is_compiling() or (self.padding_mode != "reflect" and not self._thin_output()):
+        thin = self._thin_output()
+        if not torch.compiler.is_compiling() or (self.padding_mode != "reflect" and not thin):
             return super().forward(x)
         pad = self._reversed_padding_repeated_twice
         x = reflect_pad2d(x, pad) if self.padding_mode == "reflect" else F.pad(x, pad)
-        if self._thin_output() and (x.shape[-2] - self.kernel_size[0]) % 2 and (x.shape[-1] - self.kernel_size[1]) % 2:
+        if thin and (x.shape[-2] - self.kernel_size[0]) % 2 and (x.shape[-1] - self.kernel_size[1]) % 2:
             return polyphase_conv2d(x, self.weight, self.bias)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
