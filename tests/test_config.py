@@ -92,3 +92,12 @@ def test_seed_is_an_alias_of_the_lab_report_presets():
         assert load_config(CONFIGS / f"{name}.yaml", ["model.preset=seed"]).model.preset == "lab-report"
     gan = load_config(CONFIGS / "dcgan-mnist.yaml", ["model.preset=seed", "data.image_size=96"])
     assert gan.model.preset == "lab-report" and gan.model.width == 32  # the seed DCGAN's defaults
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_builds_its_model(path, tmp_path):
+    from genlab.registry import build_model
+
+    cfg = load_config(path, [f"data.root={tmp_path}"] if "folder" in path.name else [])
+    counts = build_model(cfg).parameter_counts()
+    assert counts and all(n > 0 for n in counts.values())
