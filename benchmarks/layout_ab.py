@@ -5,7 +5,7 @@ batches in the same process; blocks alternate between them so machine noise hits
 ratio is contiguous images/s over channels-last images/s (> 1: the contiguous layout is faster).
 Run it once as is and once capped to AVX2 to see both kinds of CPU:
 
-    python benchmarks/layout_ab.py --threads 1 --blocks 6
+    python benchmarks/layout_ab.py --threads 1 --blocks 6 [--only U-Net] [--compile]
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/layout_ab.py --threads 1 --blocks 6
 
 Prints one Markdown row per config (the CPU and the precision ``train.precision=auto`` chose).
@@ -30,18 +30,26 @@ CASES = [
     ("DCGAN, Radford (Twemoji 64 px)", "dcgan-emoji.yaml", []),
     ("DCGAN, lab-report (96 px)", "dcgan-emoji.yaml", ["model.preset=lab-report", "data.image_size=96"]),
     ("CycleGAN, ResNet-6 (emoji 64 px)", "cyclegan-emoji.yaml", []),
+    ("CycleGAN, U-Net resize decoder (emoji 64 px)", "cyclegan-emoji.yaml",
+     ["model.generator=unet", "model.upsample=resize"]),
     ("StackGAN Stage-I (emoji 64 px)", "stackgan-emoji.yaml", ["data.image_size=64"]),
 ]
 
 
-def compare(config: str, overrides: list[str], batch_size: int, block: int, blocks: int) -> dict:
-    """Images/s of both layouts (alternating blocks of ``block`` steps) and their ratio."""
+def compare(config: str, overrides: list[str], batch_size: int, block: int, blocks: int,
+            compiled: bool = False) -> dict:
+    """Images/s of both layouts (alternating blocks of ``block`` steps) and their ratio; ``compiled``:
+    both models' networks compiled (``train.compile``) before the warm-up step."""
     base = [*overrides, f"train.batch_size={batch_size}"]
     cfgs = {layout: load_config(configs_dir() / config, [*base, f"train.channels_last={layout == 'channels_last'}"])
             for layout in ("channels_last", "contiguous")}
     family = registry.get(cfgs["contiguous"].model.family)
     data = load_source(cfgs["contiguous"].data, "train", family.data_kind)
-    steps = {layout: prepared_model(cfg, data)[1] for layout, cfg in cfgs.items()}
+    steps = {}
+    for layout, cfg in cfgs.items():
+        model, steps[layout] = prepared_model(cfg, data)
+        if compiled:
+            model.compile_networks()
     indices = [torch.randint(0, len(data), (batch_size,), generator=torch.Generator().manual_seed(i))
                for i in range(block)]
     for step in steps.values():  # warm-up
@@ -64,16 +72,17 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=2, help="steps per block")
     parser.add_argument("--blocks", type=int, default=6, help="alternating blocks per layout")
     parser.add_argument("--only", action="append", help="only cases whose label contains this text")
+    parser.add_argument("--compile", action="store_true", help="compile both models' networks (train.compile)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_info().describe()}; {args.threads} thread(s)\n")
+    print(f"CPU: {cpu_info().describe()}; {args.threads} thread(s){'; compiled' if args.compile else ''}\n")
     print("| case | batch | precision | channels-last img/s | contiguous img/s | contiguous / channels-last |")
     print("|---|---|---|---|---|---|")
     for label, config, overrides in CASES:
         if args.only and not any(text in label for text in args.only):
             continue
         batch = 4 if config.startswith("cyclegan") else args.batch_size
-        r = compare(config, overrides, batch, args.block, args.blocks)
+        r = compare(config, overrides, batch, args.block, args.blocks, args.compile)
         print(f"| {label} | {batch} | {r['precision']} | {r['channels_last']:.1f} | {r['contiguous']:.1f} | "
               f"{r['ratio']:.2f}× |", flush=True)
 

@@ -1,10 +1,11 @@
 """Where a train step's time goes: ``torch.profiler`` over a few genlab train steps of one config.
 
-    python benchmarks/profile_step.py CONFIG [key=value ...] [--steps 3] [--threads 1] [--compile [--kernel-names]] [--conv-shapes]
+    python benchmarks/profile_step.py CONFIG [key=value ...] [--steps 3] [--threads 1] [--compile [--kernel-names]] [--conv-shapes] [--op-shapes OP]
 
 Prints seconds per step and the operators by self CPU time (BENCHMARKS.md, "Speed on the CPU");
 ``--compile`` profiles the step with ``train.compile=true`` (compiled during the warm-up steps),
-``--conv-shapes`` adds the convolutions' forward and backward time per input shape, and
+``--conv-shapes`` adds the convolutions' forward and backward time per input shape, ``--op-shapes OP``
+any operator's time per input shape (``aten::copy_`` found the weight-gradient layout copies), and
 ``--kernel-names`` (with ``--compile``) names inductor's fused kernels (``cpp_fused_…``), which is how
 the compiled steps' slow backward kernels were found (BENCHMARKS.md, CycleGAN speed).
 """
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=15)
     parser.add_argument("--compile", action="store_true", help="profile the train.compile=true step")
     parser.add_argument("--conv-shapes", action="store_true", help="also list convolution time per input shape")
+    parser.add_argument("--op-shapes", action="append", default=[], metavar="OP",
+                        help="also list OP's time per input shape (e.g. aten::copy_; repeatable)")
     parser.add_argument("--kernel-names", action="store_true",
                         help="with --compile: list inductor's fused C++ kernels by name instead of as one graph")
     args = parser.parse_intermixed_args()  # overrides and options in any order
@@ -50,7 +53,7 @@ def main() -> None:
     for _ in range(2):
         step(index, {})
     started = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=args.conv_shapes) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=args.conv_shapes or bool(args.op_shapes)) as prof:
         for _ in range(args.steps):
             step(index, {})
     seconds = (time.perf_counter() - started) / args.steps
@@ -60,6 +63,8 @@ def main() -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
     if args.conv_shapes:
         print_conv_shapes(prof, args.steps)
+    for op in args.op_shapes:
+        print_op_shapes(prof, args.steps, op, args.rows)
 
 
 def print_conv_shapes(prof, steps: int) -> None:
@@ -71,6 +76,16 @@ def print_conv_shapes(prof, steps: int) -> None:
         shapes = e.input_shapes
         x, w = (shapes[0], shapes[1]) if e.key == "aten::mkldnn_convolution" else (shapes[1], shapes[2])
         print(f"| {kinds[e.key]} | {x} | {w} | {e.self_cpu_time_total / 1e3 / steps:.1f} | {e.count / steps:g} |")
+
+
+def print_op_shapes(prof, steps: int, op: str, rows: int) -> None:
+    """Self time per step of operator ``op`` for each combination of input shapes, slowest ``rows`` first."""
+    events = sorted((e for e in prof.key_averages(group_by_input_shape=True) if e.key == op),
+                    key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
+    print(f"\n{op}: {total:.1f} ms per step in all\n\n| input shapes | ms per step | calls per step |\n|---|---|---|")
+    for e in events[:rows]:
+        print(f"| {e.input_shapes} | {e.self_cpu_time_total / 1e3 / steps:.1f} | {e.count / steps:g} |")
 
 
 if __name__ == "__main__":
