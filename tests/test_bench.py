@@ -89,3 +89,15 @@ def test_markdown_leaves_the_share_out_where_a_dtype_has_no_peak():
     assert "| bf16 case | 8 | bf16 | 10.0 | — | — | 1.00 | 5 | 1.0 |" in table
     table = markdown({"cpu": "AVX2 CPU", "threads": 1, "peaks": {"bf16": {"matmul": 10.0, "conv": 20.0}}, "train": [row]})
     assert "| 5 (25 %) |" in table
+
+
+def test_bench_without_compile_runs_eager_even_if_the_config_compiles(tmp_path):
+    from genlab.bench.run import run_bench
+
+    text = (CONFIGS / "vae-mnist.yaml").read_text()
+    assert "\ntrain:\n" in text
+    (tmp_path / "vae-mnist.yaml").write_text(text.replace("\ntrain:\n", "\ntrain:\n  compile: true\n", 1))
+    result = run_bench(quick=True, configs=tmp_path, steps=2, features=False, only=["VAE, lab"],
+                       progress=lambda *_: None)
+    row = result["train"][0]
+    assert row["genlab"] > 0 and "compile_s" not in row

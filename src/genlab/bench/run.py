@@ -136,7 +136,9 @@ def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path 
         row = {"label": case.label} | train_step_speed(path, list(case.overrides), steps=n_steps, block=block,
                                                        max_batch_size=QUICK_MAX_BATCH if quick else None,
                                                        sample_seconds=0.3 if quick else 1.0,
-                                                       genlab_only=["train.compile=true"] if compile else [])
+                                                       # explicit both ways: a config's own train.compile
+                                                       # must not decide what --compile means
+                                                       genlab_only=[f"train.compile={str(compile).lower()}"])
         result["train"].append(row)
         ratio = f", plain {row['plain_fp32_eager']:.1f} ({row['ratio']:.2f}×)" if "ratio" in row else ", no plain baseline"
         compiled = f", compiled in {row['compile_s']:.0f} s" if "compile_s" in row else ""
