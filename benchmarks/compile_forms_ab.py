@@ -1,14 +1,15 @@
 """Does a compile-time layer form pay? The compiled train step with and without genlab's forms, one process.
 
     python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...]
-        [--without all|polyphase|resize-conv] [--threads 1] [--blocks 8] [--block-steps 5]
+        [--without all|polyphase|resize-conv|matmul] [--threads 1] [--blocks 8] [--block-steps 5]
 
 Two copies of the config's model (same seed), both compiled (``train.compile=true``): one as genlab
 builds it, one with its compile-time layer forms turned back into PyTorch's own layers
 (:class:`~genlab.nn.layers.PaddedConv2d` → ``nn.Conv2d``, :class:`~genlab.nn.layers.NearestUpsample2x`
 → ``nn.Upsample``, :class:`~genlab.nn.layers.NearestResizeConv` → ``nn.Sequential``; the same
 parameters and values), or with only the polyphase form of thin convolutions (``--without
-polyphase``) or only the resize-convolution up-blocks (``--without resize-conv``) turned off. Their
+polyphase``), only the resize-convolution up-blocks (``--without resize-conv``) or only the
+matrix-product form of convolutions with few output pixels (``--without matmul``) turned off. Their
 train steps on the same batch are timed in alternating blocks, so other load on the machine hits
 both alike; prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md, CycleGAN speed).
 """
@@ -52,13 +53,21 @@ def without_polyphase(model: nn.Module) -> int:
     return len(thin)
 
 
+def without_matmul(model: nn.Module) -> int:
+    """Turn off :func:`~genlab.nn.layers.matmul_conv2d` in every ``PaddedConv2d`` of ``model``; returns how many."""
+    convs = [m for m in model.modules() if isinstance(m, PaddedConv2d)]
+    for module in convs:
+        module.matmul_max_rows = 0  # an instance attribute shadows the class's
+    return len(convs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.generator=unet")
-    parser.add_argument("--without", choices=("all", "polyphase", "resize-conv"), default="all",
+    parser.add_argument("--without", choices=("all", "polyphase", "resize-conv", "matmul"), default="all",
                         help="the forms the second model goes without: all of them, only the polyphase convolution, "
-                             "or only the resize-convolution up-blocks")
+                             "only the resize-convolution up-blocks, or only the matrix-product convolutions")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--blocks", type=int, default=8, help="timed blocks per model, alternating")
     parser.add_argument("--block-steps", type=int, default=5, help="train steps per block")
@@ -67,7 +76,8 @@ def main() -> None:
     cfg = load_config(args.config, [*args.overrides, "train.compile=true"])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     steps = {}
-    baseline = {"all": "pytorch layers", "polyphase": "no polyphase", "resize-conv": "no resize-conv"}[args.without]
+    baseline = {"all": "pytorch layers", "polyphase": "no polyphase", "resize-conv": "no resize-conv",
+                "matmul": "no matmul"}[args.without]
     for name in ("genlab forms", baseline):
         torch.manual_seed(cfg.seed)
         model, step = prepared_model(cfg, data)
@@ -75,6 +85,8 @@ def main() -> None:
             print(f"{without_compile_forms(model)} layers turned back into PyTorch's")
         elif name == "no polyphase":
             print(f"{without_polyphase(model)} layers without their polyphase form")
+        elif name == "no matmul":
+            print(f"{without_matmul(model)} PaddedConv2d layers without their matrix-product form")
         elif name == "no resize-conv":
             print(f"{without_compile_forms(model, only=NearestResizeConv)} resize-convolution blocks turned into nn.Sequential")
         model.compile_networks()

@@ -20,6 +20,7 @@ from genlab.nn.layers import (
     PaddedConv2d,
     conv2d,
     depth_to_space,
+    matmul_conv2d,
     polyphase_conv2d,
     reflect_pad2d,
     replicate_pad1,
@@ -270,6 +271,49 @@ def test_padded_conv_compiled_equals_pytorchs_conv(memory_format, in_channels, o
     assert conv._thin_output() == (out_channels < 8)
     resnet = ResnetGenerator(ngf=4, n_blocks=1)
     assert isinstance(resnet.net[0], PaddedConv2d) and resnet.net[-2]._thin_output()
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("k, stride, size, bias", [
+    (4, 2, (4, 4), True),   # a U-Net's innermost layer, 2×2 → 1×1 after padding
+    (4, 2, (6, 6), False),  # 4×4 → 2×2 after padding: overlapping windows
+    (3, 1, (4, 5), True),   # a resize-conv block's 3×3 on a 2×2 map, padded; non-square output
+    (4, 1, (4, 4), True),   # one window: the whole map
+])
+def test_matmul_conv_equals_conv(memory_format, k, stride, size, bias):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
+    w = torch.randn(7, 5, k, k, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
+    b = torch.randn(7, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = (x, w, b) if bias else (x, w)
+    expected = nn.functional.conv2d(x, w, b, stride)
+    y = matmul_conv2d(x, w, b, (stride, stride))
+    assert y.shape == expected.shape and torch.allclose(y, expected, rtol=0, atol=1e-12)
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((y * weights).sum(), inputs)
+    grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
+    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+    if memory_format == torch.channels_last:  # the weight gradient comes back in the weight's own layout
+        assert grads[1].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_unet_innermost_layers_compiled_equal_eager():
+    # a 32-px U-Net at batch 2 (32 → 16 → 8 → 4 → 2 → 1): compiled, the convolutions with at most 128
+    # output pixels in the batch (8×8 and below) run as matmul_conv2d, the larger ones as convolutions
+    torch.manual_seed(0)
+    # (norm="none": instance norm computes its statistics in fp32, which would blur an fp64 comparison)
+    net = UNetGenerator(ngf=4, image_size=32, upsample="resize", norm="none").double().to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64).to(memory_format=torch.channels_last)
+    assert not net.encoder[0][0]._tiny_output(x)  # 16×16 outputs: 512 rows
+    assert net.encoder[1][0]._tiny_output(torch.zeros(2, 4, 16, 16))  # 8×8 outputs: 128 rows
+    expected = net(x)
+    weights = torch.randn_like(expected)
+    params = [p for p in net.parameters()]
+    grads_expected = torch.autograd.grad((expected * weights).sum(), params)
+    y = torch.compile(net, fullgraph=True, dynamic=False)(x)
+    assert torch.allclose(y, expected, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad((y * weights).sum(), params)
+    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
 
 
 @pytest.mark.parametrize("k, size, bias", [(5, (8, 10), True), (7, (6, 4), False), (9, (2, 2), True)])

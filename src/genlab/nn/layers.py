@@ -175,17 +175,41 @@ class PaddedConv2d(nn.Conv2d):
     the output's height and width are even. It needs static shapes (``torch.compile(dynamic=False)``,
     as :meth:`genlab.models.base.GenerativeModel.compile_networks` compiles): with symbolic sizes
     inductor (torch 2.13) fails to lower its reshapes.
+
+    A third: a convolution with at most :attr:`matmul_max_rows` output pixels in the batch (batch ×
+    height × width; a U-Net's innermost layers, 8×8 → 4×4 → 2×2 → 1×1 and back, at CycleGAN's batches
+    of 4 and 8) runs as :func:`matmul_conv2d`, one matrix product over the output pixels' windows.
     """
 
+    #: output pixels in the batch (batch × height × width) up to which the compile-time form is
+    #: :func:`matmul_conv2d`. CycleGAN's 64-px U-Net step (batches of 4 and 8), compiled, one thread,
+    #: EPYC-BF16, against the same step without the form (``benchmarks/compile_forms_ab.py --without
+    #: matmul``): this threshold 1.10-1.14× in bf16 and 1.13-1.20× capped to AVX2 (three runs each);
+    #: 4 output pixels per image 1.09× and 1.10×; 64 per image (8×8 maps too) 1.00× in bf16, the gain
+    #: of the smaller maps lost on the larger ones (one run each)
+    matmul_max_rows = 128
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        thin = self._thin_output()
-        if not torch.compiler.is_compiling() or (self.padding_mode != "reflect" and not thin):
+        if not torch.compiler.is_compiling():
+            return super().forward(x)
+        tiny, thin = self._tiny_output(x), self._thin_output()
+        if self.padding_mode != "reflect" and not thin and not tiny:
             return super().forward(x)
         pad = self._reversed_padding_repeated_twice
         x = reflect_pad2d(x, pad) if self.padding_mode == "reflect" else F.pad(x, pad)
+        if tiny:
+            return matmul_conv2d(x, self.weight, self.bias, self.stride)
         if thin and (x.shape[-2] - self.kernel_size[0]) % 2 and (x.shape[-1] - self.kernel_size[1]) % 2:
             return polyphase_conv2d(x, self.weight, self.bias)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _tiny_output(self, x: torch.Tensor) -> bool:
+        """At most :attr:`matmul_max_rows` output pixels in the batch for input ``x`` (no groups or dilation)."""
+        if self.groups != 1 or self.dilation != (1, 1) or isinstance(self.padding, str):
+            return False
+        height, width = ((n + 2 * p - k) // s + 1 for n, p, k, s
+                         in zip(x.shape[-2:], self.padding, self.kernel_size, self.stride))
+        return x.shape[0] * height * width <= self.matmul_max_rows
 
     def _thin_output(self) -> bool:
         """A stride-1 convolution with a large odd kernel (≥ 5) and an image's few output channels (< 8),
@@ -218,6 +242,36 @@ def polyphase_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     kernel = kernel.reshape(4 * out_channels, 4 * in_channels, (k + 1) // 2, (k + 1) // 2)
     y = F.conv2d(space_to_depth(x), kernel, None if bias is None else bias.repeat(4))
     return depth_to_space(y)
+
+
+def matmul_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                  stride: tuple[int, int] = (1, 1)) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, stride)`` (no padding) as one matrix product, for maps of a few pixels.
+
+    ``x`` (N, I, H, W), ``weight`` (O, I, k_y, k_x) → (N, O, H_out, W_out), channels-last. Each output
+    pixel's k_y × k_x × I window of ``x`` becomes a row (N · H_out · W_out rows), multiplied by the
+    weight as an (O, k_y · k_x · I) matrix; ``x`` and the weight are read in channels-last order,
+    the layout genlab trains in, so neither is rearranged.
+
+    Why: on maps of 1 to 4 pixels oneDNN's convolutions run far below their peak (a U-Net's innermost
+    256 → 256 4×4 layer, 2×2 → 1×1 at batch 8, compiled on an AVX2 core: 3.8 ms forward + backward,
+    where its 25 M multiply-adds need 0.5 ms at that core's fp32 peak), and the weight gradient
+    comes back in oneDNN's plain layout, which PyTorch copies into the weight's channels-last layout
+    at every backward (1.7 ms for that layer's 1 M weights). Here the product's weight gradient is
+    already in that layout.
+    Cost: the windows overlap, so ``x`` is read up to k_y · k_x / (s_y · s_x) times; meant for at most
+    a few output pixels (:attr:`PaddedConv2d.matmul_max_rows`).
+    """
+    n, in_channels, height, width = x.shape
+    out_channels, _, ky, kx = weight.shape
+    sy, sx = stride
+    rows, cols = (height - ky) // sy + 1, (width - kx) // sx + 1
+    nhwc = x.permute(0, 2, 3, 1)
+    windows = torch.stack([nhwc[:, r * sy:r * sy + ky, c * sx:c * sx + kx] for r in range(rows) for c in range(cols)],
+                          dim=1)  # (N, rows · cols, k_y, k_x, I)
+    y = F.linear(windows.reshape(n * rows * cols, ky * kx * in_channels),
+                 weight.permute(0, 2, 3, 1).reshape(out_channels, ky * kx * in_channels), bias)
+    return y.reshape(n, rows, cols, out_channels).permute(0, 3, 1, 2)
 
 
 def space_to_depth(x: torch.Tensor) -> torch.Tensor:
