@@ -209,7 +209,7 @@ class PaddedConv2d(nn.Conv2d):
             return False
         height, width = ((n + 2 * p - k) // s + 1 for n, p, k, s
                          in zip(x.shape[-2:], self.padding, self.kernel_size, self.stride))
-        return x.shape[0] * height * width <= self.matmul_max_rows
+        return height >= 1 and width >= 1 and x.shape[0] * height * width <= self.matmul_max_rows  # else conv2d's error
 
     def _thin_output(self) -> bool:
         """A stride-1 convolution with a large odd kernel (≥ 5) and an image's few output channels (< 8),
