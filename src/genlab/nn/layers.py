@@ -253,7 +253,7 @@ def matmul_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     weight as an (O, k_y · k_x · I) matrix; ``x`` and the weight are read in channels-last order,
     the layout genlab trains in, so neither is rearranged.
 
-    Why: on maps of 1 to 4 pixels oneDNN's convolutions run far below their peak (a U-Net's innermost
+    Why: on maps of a few pixels oneDNN's convolutions run far below their peak (a U-Net's innermost
     256 → 256 4×4 layer, 2×2 → 1×1 at batch 8, compiled on an AVX2 core: 3.8 ms forward + backward,
     where its 25 M multiply-adds need 0.5 ms at that core's fp32 peak), and the weight gradient
     comes back in oneDNN's plain layout, which PyTorch copies into the weight's channels-last layout
