@@ -273,6 +273,26 @@ def test_padded_conv_compiled_equals_pytorchs_conv(memory_format, in_channels, o
     assert isinstance(resnet.net[0], PaddedConv2d) and resnet.net[-2]._thin_output()
 
 
+def _conv_operands(x_shape, w_shape, bias: bool, memory_format=torch.contiguous_format):
+    """Seeded fp64 input, weight and (optional) bias that need gradients, and the tuple of those present."""
+    torch.manual_seed(0)
+    x = torch.randn(*x_shape, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
+    w = torch.randn(*w_shape, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
+    b = torch.randn(w_shape[0], dtype=torch.float64, requires_grad=True) if bias else None
+    return x, w, b, ((x, w, b) if bias else (x, w))
+
+
+def _assert_equal_values_and_grads(y, expected, inputs):
+    """``y`` equals ``expected`` (fp64: to 1e-12), and so do the gradients of a random weighting of each
+    with respect to ``inputs`` (to 1e-10); returns ``y``'s gradients."""
+    assert y.shape == expected.shape and torch.allclose(y, expected, rtol=0, atol=1e-12)
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((y * weights).sum(), inputs)
+    grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
+    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+    return grads
+
+
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("k, stride, size, bias", [
     (4, 2, (4, 4), True),   # a U-Net's innermost layer, 2×2 → 1×1 after padding
@@ -281,18 +301,9 @@ def test_padded_conv_compiled_equals_pytorchs_conv(memory_format, in_channels, o
     (4, 1, (4, 4), True),   # one window: the whole map
 ])
 def test_matmul_conv_equals_conv(memory_format, k, stride, size, bias):
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, *size, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
-    w = torch.randn(7, 5, k, k, dtype=torch.float64).to(memory_format=memory_format).requires_grad_()
-    b = torch.randn(7, dtype=torch.float64, requires_grad=True) if bias else None
-    inputs = (x, w, b) if bias else (x, w)
-    expected = nn.functional.conv2d(x, w, b, stride)
-    y = matmul_conv2d(x, w, b, (stride, stride))
-    assert y.shape == expected.shape and torch.allclose(y, expected, rtol=0, atol=1e-12)
-    weights = torch.randn_like(expected)
-    grads = torch.autograd.grad((y * weights).sum(), inputs)
-    grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
-    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+    x, w, b, inputs = _conv_operands((2, 5, *size), (7, 5, k, k), bias, memory_format)
+    grads = _assert_equal_values_and_grads(matmul_conv2d(x, w, b, (stride, stride)),
+                                           nn.functional.conv2d(x, w, b, stride), inputs)
     if memory_format == torch.channels_last:  # the weight gradient comes back in the weight's own layout
         assert grads[1].is_contiguous(memory_format=torch.channels_last)
 
@@ -318,37 +329,20 @@ def test_unet_innermost_layers_compiled_equal_eager():
 
 @pytest.mark.parametrize("k, size, bias", [(5, (8, 10), True), (7, (6, 4), False), (9, (2, 2), True)])
 def test_polyphase_conv_equals_conv(k, size, bias):
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, size[0] + k - 1, size[1] + k - 1, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(3, 5, k, k, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(3, dtype=torch.float64, requires_grad=True) if bias else None
-    inputs = (x, w, b) if bias else (x, w)
-    weights = torch.randn(2, 3, *size, dtype=torch.float64)
-    expected = nn.functional.conv2d(x, w, b)
-    y = polyphase_conv2d(x, w, b)
-    assert y.shape == expected.shape and torch.allclose(y, expected, rtol=0, atol=1e-12)
-    grads = torch.autograd.grad((y * weights).sum(), inputs)
-    grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
-    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+    x, w, b, inputs = _conv_operands((2, 5, size[0] + k - 1, size[1] + k - 1), (3, 5, k, k), bias)
+    _assert_equal_values_and_grads(polyphase_conv2d(x, w, b), nn.functional.conv2d(x, w, b), inputs)
 
 
 @pytest.mark.parametrize("out_channels", [3, 9])  # one convolution to 4 phases, or four 2×2 convolutions
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_resize_conv_equals_a_convolution_of_the_upsampled_map(out_channels, padding_mode, bias):
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, 6, 7, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(out_channels, 5, 3, 3, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(out_channels, dtype=torch.float64, requires_grad=True) if bias else None
-    inputs = (x, w, b) if bias else (x, w)
+    x, w, b, inputs = _conv_operands((2, 5, 6, 7), (out_channels, 5, 3, 3), bias)
     up = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
     expected = nn.functional.conv2d(nn.functional.pad(up, (1, 1, 1, 1), mode="reflect" if padding_mode == "reflect" else "constant"), w, b)
     y = resize_conv2d(x, w, b, padding_mode)
-    assert y.shape == (2, out_channels, 12, 14) and torch.allclose(y, expected, rtol=0, atol=1e-12)
-    weights = torch.randn_like(expected)
-    grads = torch.autograd.grad((y * weights).sum(), inputs)
-    grads_expected = torch.autograd.grad((expected * weights).sum(), inputs)
-    assert all(torch.allclose(g, e, rtol=0, atol=1e-10) for g, e in zip(grads, grads_expected))
+    assert y.shape == (2, out_channels, 12, 14)
+    _assert_equal_values_and_grads(y, expected, inputs)
 
 
 @pytest.mark.parametrize("size", [(16, 10), (4, 4)])  # the compile-time form from 256 input pixels on; below, the two layers
