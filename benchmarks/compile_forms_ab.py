@@ -61,11 +61,25 @@ def without_matmul(model: nn.Module) -> int:
     return len(convs)
 
 
+def without_resize_conv(model: nn.Module) -> int:
+    """Turn every :class:`~genlab.nn.layers.NearestResizeConv` of ``model`` into ``nn.Sequential``; returns how many."""
+    return without_compile_forms(model, only=NearestResizeConv)
+
+
+#: --without choice → (the baseline model's name, what turns its forms off, what the count is of)
+WITHOUT = {
+    "all": ("pytorch layers", without_compile_forms, "layers turned back into PyTorch's"),
+    "polyphase": ("no polyphase", without_polyphase, "layers without their polyphase form"),
+    "resize-conv": ("no resize-conv", without_resize_conv, "resize-convolution blocks turned into nn.Sequential"),
+    "matmul": ("no matmul", without_matmul, "PaddedConv2d layers without their matrix-product form"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.generator=unet")
-    parser.add_argument("--without", choices=("all", "polyphase", "resize-conv", "matmul"), default="all",
+    parser.add_argument("--without", choices=tuple(WITHOUT), default="all",
                         help="the forms the second model goes without: all of them, only the polyphase convolution, "
                              "only the resize-convolution up-blocks, or only the matrix-product convolutions")
     parser.add_argument("--threads", type=int, default=1)
@@ -76,19 +90,12 @@ def main() -> None:
     cfg = load_config(args.config, [*args.overrides, "train.compile=true"])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     steps = {}
-    baseline = {"all": "pytorch layers", "polyphase": "no polyphase", "resize-conv": "no resize-conv",
-                "matmul": "no matmul"}[args.without]
+    baseline, turn_off, what = WITHOUT[args.without]
     for name in ("genlab forms", baseline):
         torch.manual_seed(cfg.seed)
         model, step = prepared_model(cfg, data)
-        if name == "pytorch layers":
-            print(f"{without_compile_forms(model)} layers turned back into PyTorch's")
-        elif name == "no polyphase":
-            print(f"{without_polyphase(model)} layers without their polyphase form")
-        elif name == "no matmul":
-            print(f"{without_matmul(model)} PaddedConv2d layers without their matrix-product form")
-        elif name == "no resize-conv":
-            print(f"{without_compile_forms(model, only=NearestResizeConv)} resize-convolution blocks turned into nn.Sequential")
+        if name == baseline:
+            print(f"{turn_off(model)} {what}")
         model.compile_networks()
         steps[name] = step
     index = torch.arange(min(cfg.train.batch_size, len(data)))
