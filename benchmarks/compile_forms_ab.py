@@ -1,15 +1,17 @@
 """Does a compile-time layer form pay? The compiled train step with and without genlab's forms, one process.
 
     python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...]
-        [--without all|polyphase|resize-conv|matmul] [--threads 1] [--blocks 8] [--block-steps 5]
+        [--without all|polyphase|resize-conv|matmul|leaky-relu] [--threads 1] [--blocks 8] [--block-steps 5]
 
 Two copies of the config's model (same seed), both compiled (``train.compile=true``): one as genlab
 builds it, one with its compile-time layer forms turned back into PyTorch's own layers
 (:class:`~genlab.nn.layers.PaddedConv2d` → ``nn.Conv2d``, :class:`~genlab.nn.layers.NearestUpsample2x`
-→ ``nn.Upsample``, :class:`~genlab.nn.layers.NearestResizeConv` → ``nn.Sequential``; the same
-parameters and values), or with only the polyphase form of thin convolutions (``--without
-polyphase``), only the resize-convolution up-blocks (``--without resize-conv``) or only the
-matrix-product form of convolutions with few output pixels (``--without matmul``) turned off. Their
+→ ``nn.Upsample``, :class:`~genlab.nn.layers.NearestResizeConv` → ``nn.Sequential``,
+:class:`~genlab.nn.activations.LeakyReLU` → ``nn.LeakyReLU``; the same parameters and values), or with
+only the polyphase form of thin convolutions (``--without polyphase``), only the resize-convolution
+up-blocks (``--without resize-conv``), only the matrix-product form of convolutions with few output
+pixels (``--without matmul``) or only the leaky ReLU that saves its output (``--without leaky-relu``)
+turned off. Their
 train steps on the same batch are timed in alternating blocks, so other load on the machine hits
 both alike; prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md, CycleGAN speed).
 """
@@ -28,10 +30,12 @@ from genlab.bench.speed import prepared_model, time_alternating
 from genlab.config import load_config
 from genlab.core.hardware import cpu_info
 from genlab.data.datasets import load_source
+from genlab.nn.activations import LeakyReLU
 from genlab.nn.layers import NearestResizeConv, NearestUpsample2x, PaddedConv2d
 
 #: each compile-time form and the PyTorch layer it stands in for (same attributes and parameters)
-PYTORCH_LAYER = {PaddedConv2d: nn.Conv2d, NearestUpsample2x: nn.Upsample, NearestResizeConv: nn.Sequential}
+PYTORCH_LAYER = {PaddedConv2d: nn.Conv2d, NearestUpsample2x: nn.Upsample, NearestResizeConv: nn.Sequential,
+                 LeakyReLU: nn.LeakyReLU}
 
 
 def without_compile_forms(model: nn.Module, only: type | None = None) -> int:
@@ -66,12 +70,18 @@ def without_resize_conv(model: nn.Module) -> int:
     return without_compile_forms(model, only=NearestResizeConv)
 
 
+def without_leaky_relu(model: nn.Module) -> int:
+    """Turn every :class:`~genlab.nn.activations.LeakyReLU` of ``model`` into ``nn.LeakyReLU``; returns how many."""
+    return without_compile_forms(model, only=LeakyReLU)
+
+
 #: --without choice → (the baseline model's name, what turns its forms off, what the count is of)
 WITHOUT = {
     "all": ("pytorch layers", without_compile_forms, "layers turned back into PyTorch's"),
     "polyphase": ("no polyphase", without_polyphase, "layers without their polyphase form"),
     "resize-conv": ("no resize-conv", without_resize_conv, "resize-convolution blocks turned into nn.Sequential"),
     "matmul": ("no matmul", without_matmul, "PaddedConv2d layers without their matrix-product form"),
+    "leaky-relu": ("mask leaky relu", without_leaky_relu, "leaky ReLUs turned into nn.LeakyReLU"),
 }
 
 
@@ -81,7 +91,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.generator=unet")
     parser.add_argument("--without", choices=tuple(WITHOUT), default="all",
                         help="the forms the second model goes without: all of them, only the polyphase convolution, "
-                             "only the resize-convolution up-blocks, or only the matrix-product convolutions")
+                             "only the resize-convolution up-blocks, only the matrix-product convolutions, "
+                             "or only the leaky ReLUs that save their output")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--blocks", type=int, default=8, help="timed blocks per model, alternating")
     parser.add_argument("--block-steps", type=int, default=5, help="train steps per block")

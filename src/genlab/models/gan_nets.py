@@ -13,6 +13,8 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from genlab.nn.activations import LeakyReLU
+
 
 class FCGenerator(nn.Module):
     """Fully-connected G: z ``(N, latent_dim)`` → images ``(N, C, S, S)`` in [-1, 1] (seed FCGAN)."""
@@ -21,7 +23,7 @@ class FCGenerator(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for fan_in, fan_out in pairwise([latent_dim, *hidden]):
-            layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(slope)]
+            layers += [nn.Linear(fan_in, fan_out), LeakyReLU(slope)]
         layers += [nn.Linear(hidden[-1], channels * image_size * image_size), nn.Tanh(),
                    nn.Unflatten(1, (channels, image_size, image_size))]
         self.net = nn.Sequential(*layers)
@@ -38,7 +40,7 @@ class FCDiscriminator(nn.Module):
         widths = [channels * image_size * image_size, *reversed(hidden)]
         layers: list[nn.Module] = [nn.Flatten()]
         for fan_in, fan_out in pairwise(widths):
-            layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(slope), nn.Dropout(dropout)]
+            layers += [nn.Linear(fan_in, fan_out), LeakyReLU(slope), nn.Dropout(dropout)]
         layers.append(nn.Linear(widths[-1], 1))
         self.net = nn.Sequential(*layers)
 
@@ -77,8 +79,8 @@ def _d_conv_block(fan_in: int, fan_out: int, slope: float, batchnorm: bool) -> l
     """A k4 s2 D convolution, then BatchNorm (the conv without bias: BN's β replaces it) or, without
     BatchNorm, a biased conv; then LeakyReLU."""
     if batchnorm:
-        return [nn.Conv2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.LeakyReLU(slope)]
-    return [nn.Conv2d(fan_in, fan_out, 4, 2, 1), nn.LeakyReLU(slope)]
+        return [nn.Conv2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), LeakyReLU(slope)]
+    return [nn.Conv2d(fan_in, fan_out, 4, 2, 1), LeakyReLU(slope)]
 
 
 class SeedDCGANDiscriminator(nn.Module):
@@ -90,7 +92,7 @@ class SeedDCGANDiscriminator(nn.Module):
     def __init__(self, width: int, channels: int, image_size: int, slope: float, batchnorm: bool = True):
         super().__init__()
         w, m = width, image_size // 16
-        layers: list[nn.Module] = [nn.Conv2d(channels, 2 * w, 4, stride=2, padding=1, bias=False), nn.LeakyReLU(slope)]
+        layers: list[nn.Module] = [nn.Conv2d(channels, 2 * w, 4, stride=2, padding=1, bias=False), LeakyReLU(slope)]
         for fan_in, fan_out in [(2 * w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)]:
             layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
         layers += [nn.Flatten(), nn.Linear(8 * w * m * m, 1)]
@@ -141,7 +143,7 @@ class RadfordDiscriminator(nn.Module):
                  batchnorm: bool = True):
         super().__init__()
         widths = list(reversed(_radford_widths(width, image_size)))  # [f, 2f, ...]
-        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(slope)]
+        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), LeakyReLU(slope)]
         if dropout:
             layers.append(nn.Dropout(dropout))
         for fan_in, fan_out in pairwise(widths):

@@ -52,13 +52,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.nn.activations import LeakyReLU
 from genlab.nn.conditioning import ConditioningAugmentation
 from genlab.nn.init import init_normal_
 from genlab.nn.layers import NearestResizeConv, NearestUpsample2x
 
 __all__ = ["MatchingAwareDiscriminator", "Stage1Discriminator", "Stage1Generator", "Stage2Discriminator", "Stage2Generator"]
 
-#: LeakyReLU slope of the discriminators (paper Supplementary; ``nn.LeakyReLU(0.2)`` in model.py)
+#: LeakyReLU slope of the discriminators (paper Supplementary; ``LeakyReLU(0.2)`` in model.py)
 LEAKY_SLOPE = 0.2
 
 
@@ -91,7 +92,7 @@ def _down_block(in_ch: int, out_ch: int, batch_norm: bool = True) -> nn.Sequenti
     layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=False)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_ch))
-    layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+    layers.append(LeakyReLU(LEAKY_SLOPE, inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -291,10 +292,10 @@ class _StackGANDiscriminator(nn.Module):
         self.c_dim, self.ndf = c_dim, ndf
         self.condition_dim = c_dim if condition_dim is None else condition_dim
         self.compress = (nn.Identity() if condition_dim is None
-                         else nn.Sequential(nn.Linear(condition_dim, c_dim), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)))
+                         else nn.Sequential(nn.Linear(condition_dim, c_dim), LeakyReLU(LEAKY_SLOPE, inplace=True)))
         self.joint = nn.Sequential(
             nn.Conv2d(8 * ndf + c_dim, 8 * ndf, kernel_size=joint_kernel, padding=joint_kernel // 2, bias=False),
-            nn.BatchNorm2d(8 * ndf), nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
+            nn.BatchNorm2d(8 * ndf), LeakyReLU(LEAKY_SLOPE, inplace=True),
             nn.Conv2d(8 * ndf, 1, kernel_size=4, stride=4),
         )
         self.uncond = nn.Conv2d(8 * ndf, 1, kernel_size=4, stride=4) if unconditional_head else None
@@ -390,7 +391,7 @@ class Stage2Discriminator(_StackGANDiscriminator):
         layers: list[nn.Module] = [_down_block(a, b, batch_norm=i > 0) for i, (a, b) in enumerate(zip(down[:-1], down[1:]))]
         width = down[-1]
         while width > 8 * ndf:
-            layers += [_conv3x3(width, width // 2), nn.BatchNorm2d(width // 2), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+            layers += [_conv3x3(width, width // 2), nn.BatchNorm2d(width // 2), LeakyReLU(LEAKY_SLOPE, inplace=True)]
             width //= 2
         self.encode_image = nn.Sequential(*layers)
         self._build_heads(ndf, c_dim, condition_dim, joint_kernel, unconditional_head)

@@ -26,6 +26,7 @@ import math
 import torch
 from torch import nn
 
+from genlab.nn.activations import LeakyReLU
 from genlab.nn.layers import NormKind, PaddingKind, check_choice, conv2d, make_norm
 
 __all__ = ["PatchDiscriminator"]
@@ -70,10 +71,10 @@ class PatchDiscriminator(nn.Module):
         use_bias = bias if bias is not None else norm != "batch"
         widths = [ndf * min(2 ** i, max_mult) for i in range(n_layers + 1)]
         strides = [2] * n_layers + [last_stride]
-        layers: list[nn.Module] = [conv2d(in_channels, widths[0], 4, 2, bias=True, padding=padding), nn.LeakyReLU(slope)]
+        layers: list[nn.Module] = [conv2d(in_channels, widths[0], 4, 2, bias=True, padding=padding), LeakyReLU(slope)]
         for i in range(1, n_layers + 1):
             layers += [conv2d(widths[i - 1], widths[i], 4, strides[i], bias=use_bias, padding=padding),
-                       make_norm(norm, widths[i], affine=norm_affine, eps=norm_eps), nn.LeakyReLU(slope)]
+                       make_norm(norm, widths[i], affine=norm_affine, eps=norm_eps), LeakyReLU(slope)]
         layers.append(conv2d(widths[-1], 1, 4, 1, bias=True, padding=padding))
         self.net = nn.Sequential(*layers)
         self.kernels_strides = [(4, s) for s in strides] + [(4, 1)]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.nn.activations import LeakyReLU
 from genlab.nn.layers import (
     _NORMS,
     _PADDINGS,
@@ -138,7 +139,7 @@ class UNetGenerator(nn.Module):
             self.encoder.append(nn.Sequential(
                 conv2d(fan_in, width, kernel_size, 2, bias=has_bias(), padding=padding),
                 norm_of(width) if normed else nn.Identity(),
-                nn.LeakyReLU(encoder_slope) if encoder_slope else nn.ReLU(),
+                LeakyReLU(encoder_slope) if encoder_slope else nn.ReLU(),
             ))
             fan_in = width
         self.decoder = nn.ModuleList()
