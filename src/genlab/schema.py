@@ -112,6 +112,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     on_nonfinite: Literal["stop", "skip"] = "stop"
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    #: keep freed memory in the process for the next step instead of returning it to the OS (glibc
+    #: mallopt; genlab.core.allocator): large activations are not page-faulted in again every step
+    reuse_freed_memory: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:

@@ -3,7 +3,9 @@
 For one config, :func:`train_step_speed` times genlab's real train step — drawing the batch from
 the family's data source included, in the precision ``train.precision`` resolves to, channels-last
 — beside the family's plain fp32 eager step (:mod:`genlab.bench.plain`) on fresh copies of the same
-networks, in blocks that alternate between the two. It also reports:
+networks, in blocks that alternate between the two. genlab's blocks keep freed memory for reuse as
+its training does (:mod:`genlab.core.allocator`), the plain blocks run with glibc's own behaviour
+(the kept memory trimmed first). It also reports:
 
 * FLOPs per genlab step (``torch.utils.flop_counter``: matmuls and convolutions, forward and
   backward, counted as 2 FLOPs per multiply-add) and the GFLOP/s both loops achieve;
@@ -34,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from genlab import registry
 from genlab.bench.plain import PLAIN_STEPS
 from genlab.config import load_config
+from genlab.core.allocator import reuse_freed_memory
 from genlab.core.hardware import resolve_precision
 from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
@@ -196,11 +199,15 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
 
     totals: dict[str, float] = {}
 
+    # genlab's steps keep freed memory for reuse as its training does (train.reuse_freed_memory); the
+    # plain loop runs with the C library's own behaviour, as a script of its own would
     def genlab_block():
+        reuse_freed_memory(cfg.train.reuse_freed_memory)
         for index in indices:
             step(index, totals)
 
     def plain_block():
+        reuse_freed_memory(False)
         for batch in plain_inputs:
             plain_step(batch)
 
@@ -217,6 +224,7 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
         compile_s = time.perf_counter() - started
 
     def eager_block():
+        reuse_freed_memory(cfg.train.reuse_freed_memory)
         for index in indices:
             eager_step(index, {})
 

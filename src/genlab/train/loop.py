@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from genlab import __version__, registry
 from genlab.config import Config, config_from_dict
+from genlab.core.allocator import reuse_freed_memory
 from genlab.core.atomic import atomic_write_text, file_digest
 from genlab.core.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from genlab.core.hardware import check_compile_toolchain, resolve_precision
@@ -436,6 +437,7 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
     try:
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
+        reusing = config.train.reuse_freed_memory and reuse_freed_memory()
         precision, why = resolve_precision(config.train.precision, ctx.device)
         if config.train.compile:
             check_compile_toolchain(ctx.device)
@@ -464,6 +466,8 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
             log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
                      counts, len(trainer.train_data), ctx.world_size, ctx.device)
             log.info("precision %s: %s", precision, why)
+            if config.train.reuse_freed_memory and not reusing:
+                log.info("train.reuse_freed_memory: this C library is not glibc; freed memory is returned as usual")
         trainer.fit()
         return Path(run_dir)
     finally:
