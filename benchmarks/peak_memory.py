@@ -1,5 +1,7 @@
 """Peak resident memory of each family's default config: full dataset in memory, a few train steps
-and one test batch (memory does not grow after the first steps).
+and one test batch (memory does not grow after the first steps), with freed memory kept for reuse
+as training keeps it (``train.reuse_freed_memory``; pass ``train.reuse_freed_memory=false`` for glibc's
+own behaviour).
 
     python benchmarks/peak_memory.py configs/vae-mnist.yaml      # one config per process
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import torch
 
 from genlab.config import load_config
+from genlab.core.allocator import reuse_freed_memory
 from genlab.train.distributed import DistContext
 from genlab.train.loop import Trainer, peak_rss_mb
 
@@ -24,6 +27,7 @@ def main() -> None:
     config_path = sys.argv[1]
     torch.set_num_threads(2)
     cfg = load_config(config_path, sys.argv[2:])
+    reuse_freed_memory(cfg.train.reuse_freed_memory)  # as genlab train does
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), DistContext())
         from genlab.data.sources import epoch_batches, in_memory_format
