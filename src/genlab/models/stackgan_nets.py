@@ -59,7 +59,7 @@ from genlab.nn.layers import NearestResizeConv, NearestUpsample2x
 
 __all__ = ["MatchingAwareDiscriminator", "Stage1Discriminator", "Stage1Generator", "Stage2Discriminator", "Stage2Generator"]
 
-#: LeakyReLU slope of the discriminators (paper Supplementary; ``LeakyReLU(0.2)`` in model.py)
+#: LeakyReLU slope of the discriminators (paper Supplementary; ``nn.LeakyReLU(0.2)`` in model.py)
 LEAKY_SLOPE = 0.2
 
 
