@@ -238,10 +238,11 @@ def _convolve_before_average_pooling(graph) -> int:
     """Rewrite each ``relu(conv2d(avg_pool2d(x)))`` with a 1×1, stride-1, unpadded convolution and a
     stride-1 pooling without ``count_include_pad`` as ``relu(avg_pool2d(conv2d(x)))``; returns how many.
 
-    (A 1×1 kernel makes dilation irrelevant.) Both are linear maps per pixel that commute: the pooling averages each channel over the window's
+    Both are linear maps per pixel that commute: the pooling averages each channel over the window's
     pixels inside the image (with the same count for every channel), the 1×1 convolution mixes
-    channels within one pixel, and the average of a constant bias is the bias. In TF-Inception's
-    blocks the convolution maps 192-1,280 channels to 32-192, so the pooling then reads 4-10× less.
+    channels within one pixel (its dilation is irrelevant), and the average of a constant bias is
+    the bias. In TF-Inception's blocks the convolution maps 192-1,280 channels to 32-192, so the
+    pooling then reads 4-10× less.
     """
     moved = 0
     for pool in list(graph.findAllNodes("aten::avg_pool2d")):
@@ -295,11 +296,11 @@ class InceptionFeatures:
     single-thread trainings beside it (8.4-9.2 vs 3.9-4.6, two runs; 2.0-2.2× in earlier runs
     beside genlab's own trainings); one thread, 64 images: 1.97× (12.1 vs 6.1). So about 2×, not
     reliably more: the convolutions already take ~36 of the ~48 ms per image at the CPU's fp32
-    peak; the rest is pooling, concatenation and page faults. On this project's EPYC with AVX512_BF16
-    (2 cores), since ``genlab eval`` keeps freed memory (:mod:`genlab.core.allocator`) and the pooling
-    branches convolve first: 2.00× and 2.03× (two threads, 128 images; 17.8-17.9 vs 8.8-8.9
-    images/s) and 1.98× and 2.01× (one thread, 64 images), the convolutions 94 % of the pass. The features equal the plain pass's
-    to a relative 3e-6 (max |Δ| / max |feature| over 2,500 emoji and MNIST images) and the three
+    peak; the rest is pooling, concatenation and page faults. On this project's EPYC with
+    AVX512_BF16 (2 cores), since ``genlab eval`` keeps freed memory (:mod:`genlab.core.allocator`)
+    and the pooling branches convolve first: 2.00× and 2.03× (two threads, 128 images; 17.8-17.9
+    vs 8.8-8.9 images/s) and 1.98× and 2.01× (one thread, 64 images), the convolutions 94 % of the
+    pass. The features equal the plain pass's to a relative 3e-6 (max |Δ| / max |feature| over 2,500 emoji and MNIST images) and the three
     FIDs below to 3e-7 relative; they do not depend on the chunk size and are identical run to run.
 
     bf16 was measured and is **not** used, although this CPU multiplies bf16 natively and it ran
