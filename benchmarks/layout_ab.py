@@ -18,22 +18,16 @@ import argparse
 import torch
 
 from genlab import registry
+from genlab.bench.run import CASES as BENCH_CASES
 from genlab.bench.run import configs_dir
 from genlab.bench.speed import prepared_model, time_alternating
 from genlab.config import load_config
 from genlab.core.hardware import cpu_info, resolve_precision
 from genlab.data.datasets import load_source
 
-#: (label, config file, overrides): the conv-heavy cases of ``genlab bench`` and the seed VAE
-CASES = [
-    ("VAE, lab-report (MNIST)", "vae-mnist.yaml", []),
-    ("DCGAN, Radford (Twemoji 64 px)", "dcgan-emoji.yaml", []),
-    ("DCGAN, lab-report (96 px)", "dcgan-emoji.yaml", ["model.preset=lab-report", "data.image_size=96"]),
-    ("CycleGAN, ResNet-6 (emoji 64 px)", "cyclegan-emoji.yaml", []),
-    ("CycleGAN, U-Net resize decoder (emoji 64 px)", "cyclegan-emoji.yaml",
-     ["model.generator=unet", "model.upsample=resize"]),
-    ("StackGAN Stage-I (emoji 64 px)", "stackgan-emoji.yaml", ["data.image_size=64"]),
-]
+#: ``genlab bench``'s cases compared here (label prefixes): the conv-heavy ones and the seed VAE
+LAYOUT_CASES = ("VAE, lab-report", "DCGAN", "CycleGAN", "StackGAN Stage-I (emoji 64 px)")
+CASES = [case for case in BENCH_CASES if case.label.startswith(LAYOUT_CASES)]
 
 
 def compare(config: str, overrides: list[str], batch_size: int, block: int, blocks: int,
@@ -78,12 +72,12 @@ def main() -> None:
     print(f"CPU: {cpu_info().describe()}; {args.threads} thread(s){'; compiled' if args.compile else ''}\n")
     print("| case | batch | precision | channels-last img/s | contiguous img/s | contiguous / channels-last |")
     print("|---|---|---|---|---|---|")
-    for label, config, overrides in CASES:
-        if args.only and not any(text in label for text in args.only):
+    for case in CASES:
+        if args.only and not any(text in case.label for text in args.only):
             continue
-        batch = 4 if config.startswith("cyclegan") else args.batch_size
-        r = compare(config, overrides, batch, args.block, args.blocks, args.compile)
-        print(f"| {label} | {batch} | {r['precision']} | {r['channels_last']:.1f} | {r['contiguous']:.1f} | "
+        batch = 4 if case.config.startswith("cyclegan") else args.batch_size
+        r = compare(case.config, list(case.overrides), batch, args.block, args.blocks, args.compile)
+        print(f"| {case.label} | {batch} | {r['precision']} | {r['channels_last']:.1f} | {r['contiguous']:.1f} | "
               f"{r['ratio']:.2f}× |", flush=True)
 
 
