@@ -27,7 +27,8 @@ def main() -> None:
     config_path = sys.argv[1]
     torch.set_num_threads(2)
     cfg = load_config(config_path, sys.argv[2:])
-    reuse_freed_memory(cfg.train.reuse_freed_memory)  # as genlab train does
+    if cfg.train.reuse_freed_memory:  # as genlab train does
+        reuse_freed_memory()
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), DistContext())
         from genlab.data.sources import epoch_batches, in_memory_format

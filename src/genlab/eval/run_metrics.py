@@ -38,7 +38,8 @@ def evaluate_samples_folder(folder: str | Path, config_path: str | Path, overrid
     config = load_config(config_path)
     apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # the whole reference split, as for runs
-    reuse_freed_memory(config.train.reuse_freed_memory)
+    if config.train.reuse_freed_memory:
+        reuse_freed_memory()
     started = time.perf_counter()
     metrics = evaluate_folder(folder, config)
     return {"samples": str(folder), "against": str(config_path), "data": config.to_dict()["data"],
@@ -65,7 +66,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str
     metrics_of = registry.get(family).metrics
     if metrics_of is None:
         raise GenlabError(f"family {family!r} defines no metrics (its registry record has metrics=None)")
-    reuse_freed_memory(config.train.reuse_freed_memory)  # as in training: large activations are not page-faulted in again
+    if config.train.reuse_freed_memory:  # as in training: large activations are not page-faulted in again
+        reuse_freed_memory()
     started = time.perf_counter()
     metrics = metrics_of(model, config)
     result = {
