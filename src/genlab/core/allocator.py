@@ -11,9 +11,10 @@ were page faults (13 ms with freed memory reused; one thread, fp32).
 allocations (``M_MMAP_MAX = 0``; they come from the heap) and no trimming of the heap's free top
 below 1 GiB (``M_TRIM_THRESHOLD``), so freed activations are reused by the next step. The cost:
 the process keeps its peak heap after a step instead of returning it, which a training process
-reaches again at its next step anyway, and the heap settles a little above that peak over the
+reaches again at its next step anyway, and the heap settles above that peak over the
 first steps (PyTorch's 64-byte-aligned requests do not fit a chunk of their own size just freed
-until neighbouring free chunks have merged). ``genlab bench``'s peak resident memory (both loops in
+until neighbouring free chunks have merged; FCGAN at batch 256: 855-1,019 against 844-867 MiB,
+RELIABILITY.md). ``genlab bench``'s peak resident memory (both loops in
 one process, batch 128, compiled, capped to AVX2) after and before this change: 1,648 against
 1,804 MiB for the DCGAN at 64 px, 3,064 against 2,948 MiB for the seed DCGAN at 96 px.
 
