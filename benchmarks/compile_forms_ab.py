@@ -1,19 +1,23 @@
-"""Does a compile-time layer form pay? The compiled train step with and without genlab's forms, one process.
+"""Does a layer form pay? The train step with and without genlab's forms, one process.
 
     python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...]
-        [--without all|polyphase|resize-conv|matmul|leaky-relu] [--threads 1] [--blocks 8] [--block-steps 5]
+        [--without all|polyphase|resize-conv|matmul|leaky-relu|dropout] [--eager] [--threads 1]
+        [--blocks 8] [--block-steps 5]
 
-Two copies of the config's model (same seed), both compiled (``train.compile=true``): one as genlab
-builds it, one with its compile-time layer forms turned back into PyTorch's own layers
-(:class:`~genlab.nn.layers.PaddedConv2d` → ``nn.Conv2d``, :class:`~genlab.nn.layers.NearestUpsample2x`
+Two copies of the config's model (same seed), both compiled (``train.compile=true``; ``--eager``:
+neither, for the forms that act in eager runs too): one as genlab builds it, one with its layer
+forms turned back into PyTorch's own layers (:func:`genlab.nn.forms.as_pytorch_layers`:
+:class:`~genlab.nn.layers.PaddedConv2d` → ``nn.Conv2d``, :class:`~genlab.nn.layers.NearestUpsample2x`
 → ``nn.Upsample``, :class:`~genlab.nn.layers.NearestResizeConv` → ``nn.Sequential``,
-:class:`~genlab.nn.activations.LeakyReLU` → ``nn.LeakyReLU``; the same parameters and values), or with
-only the polyphase form of thin convolutions (``--without polyphase``), only the resize-convolution
-up-blocks (``--without resize-conv``), only the matrix-product form of convolutions with few output
-pixels (``--without matmul``) or only the leaky ReLU that saves its output (``--without leaky-relu``)
-turned off. Their
-train steps on the same batch are timed in alternating blocks, so other load on the machine hits
-both alike; prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md, CycleGAN speed).
+:class:`~genlab.nn.activations.LeakyReLU` → ``nn.LeakyReLU``, :class:`~genlab.nn.dropout.Dropout` →
+``nn.Dropout``; the same parameters and values), or with only the polyphase form of thin
+convolutions (``--without polyphase``), only the resize-convolution up-blocks (``--without
+resize-conv``), only the matrix-product form of convolutions with few output pixels (``--without
+matmul``), only the leaky ReLU that saves its output (``--without leaky-relu``) or only the dropout
+that draws its mask from uniforms (``--without dropout``, which acts in eager steps) turned off.
+Their train steps on the same batch are timed in alternating blocks, so other load on the machine
+hits both alike; prints seconds per step and the ratio (docs/architecture.md, "compile-time form";
+BENCHMARKS.md, CycleGAN speed).
 """
 
 from __future__ import annotations
@@ -31,22 +35,9 @@ from genlab.config import load_config
 from genlab.core.hardware import cpu_info
 from genlab.data.datasets import load_source
 from genlab.nn.activations import LeakyReLU
-from genlab.nn.layers import NearestResizeConv, NearestUpsample2x, PaddedConv2d
-
-#: each compile-time form and the PyTorch layer it stands in for (same attributes and parameters)
-PYTORCH_LAYER = {PaddedConv2d: nn.Conv2d, NearestUpsample2x: nn.Upsample, NearestResizeConv: nn.Sequential,
-                 LeakyReLU: nn.LeakyReLU}
-
-
-def without_compile_forms(model: nn.Module, only: type | None = None) -> int:
-    """Turn every compile-time form in ``model`` (or those of type ``only``) into its PyTorch layer, in
-    place; returns how many."""
-    count = 0
-    for module in model.modules():
-        if type(module) in PYTORCH_LAYER and only in (None, type(module)):
-            module.__class__ = PYTORCH_LAYER[type(module)]
-            count += 1
-    return count
+from genlab.nn.dropout import Dropout
+from genlab.nn.forms import as_pytorch_layers
+from genlab.nn.layers import NearestResizeConv, PaddedConv2d
 
 
 def without_polyphase(model: nn.Module) -> int:
@@ -67,21 +58,27 @@ def without_matmul(model: nn.Module) -> int:
 
 def without_resize_conv(model: nn.Module) -> int:
     """Turn every :class:`~genlab.nn.layers.NearestResizeConv` of ``model`` into ``nn.Sequential``; returns how many."""
-    return without_compile_forms(model, only=NearestResizeConv)
+    return as_pytorch_layers(model, only=NearestResizeConv)
 
 
 def without_leaky_relu(model: nn.Module) -> int:
     """Turn every :class:`~genlab.nn.activations.LeakyReLU` of ``model`` into ``nn.LeakyReLU``; returns how many."""
-    return without_compile_forms(model, only=LeakyReLU)
+    return as_pytorch_layers(model, only=LeakyReLU)
+
+
+def without_dropout(model: nn.Module) -> int:
+    """Turn every :class:`~genlab.nn.dropout.Dropout` of ``model`` into ``nn.Dropout``; returns how many."""
+    return as_pytorch_layers(model, only=Dropout)
 
 
 #: --without choice → (the baseline model's name, what turns its forms off, what the count is of)
 WITHOUT = {
-    "all": ("pytorch layers", without_compile_forms, "layers turned back into PyTorch's"),
+    "all": ("pytorch layers", as_pytorch_layers, "layers turned back into PyTorch's"),
     "polyphase": ("no polyphase", without_polyphase, "layers without their polyphase form"),
     "resize-conv": ("no resize-conv", without_resize_conv, "resize-convolution blocks turned into nn.Sequential"),
     "matmul": ("no matmul", without_matmul, "PaddedConv2d layers without their matrix-product form"),
     "leaky-relu": ("mask leaky relu", without_leaky_relu, "leaky ReLUs turned into nn.LeakyReLU"),
+    "dropout": ("bernoulli dropout", without_dropout, "dropouts turned into nn.Dropout"),
 }
 
 
@@ -92,13 +89,16 @@ def main() -> None:
     parser.add_argument("--without", choices=tuple(WITHOUT), default="all",
                         help="the forms the second model goes without: all of them, only the polyphase convolution, "
                              "only the resize-convolution up-blocks, only the matrix-product convolutions, "
-                             "or only the leaky ReLUs that save their output")
+                             "only the leaky ReLUs that save their output, or only the dropouts that draw "
+                             "their masks from uniforms")
+    parser.add_argument("--eager", action="store_true",
+                        help="time eager steps (train.compile=false) instead of compiled ones")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--blocks", type=int, default=8, help="timed blocks per model, alternating")
     parser.add_argument("--block-steps", type=int, default=5, help="train steps per block")
     args = parser.parse_intermixed_args()
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, [*args.overrides, "train.compile=true"])
+    cfg = load_config(args.config, [*args.overrides, f"train.compile={str(not args.eager).lower()}"])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     steps = {}
     baseline, turn_off, what = WITHOUT[args.without]
@@ -107,14 +107,15 @@ def main() -> None:
         model, step = prepared_model(cfg, data)
         if name == baseline:
             print(f"{turn_off(model)} {what}")
-        model.compile_networks()
+        if not args.eager:
+            model.compile_networks()
         steps[name] = step
     index = torch.arange(min(cfg.train.batch_size, len(data)))
     for name, step in steps.items():
         started = time.perf_counter()
         for _ in range(2):
             step(index, {})
-        print(f"{name}: first two steps (compiling) {time.perf_counter() - started:.1f} s")
+        print(f"{name}: first two steps{'' if args.eager else ' (compiling)'} {time.perf_counter() - started:.1f} s")
 
     def steps_of(step):
         return lambda: [step(index, {}) for _ in range(args.block_steps)]

@@ -41,6 +41,7 @@ from genlab.core.hardware import resolve_precision
 from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
 from genlab.data.sources import in_memory_format
+from genlab.nn.forms import as_pytorch_layers
 from genlab.registry import build_model
 
 CPU = torch.device("cpu")
@@ -193,7 +194,9 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     plain_step = None
     if plain is not None and not (cfg.model.family == "stackgan" and cfg.model.stage != 1):
         plain_cfg = load_config(config, [*overrides, *size, "train.precision=fp32"])
-        plain_step = plain(build_model(plain_cfg), plain_cfg)
+        plain_model = build_model(plain_cfg)
+        as_pytorch_layers(plain_model)  # the textbook layers, not genlab's forms
+        plain_step = plain(plain_model, plain_cfg)
     plain_inputs = [data.batch(i, SharedNoise(k), CPU) for k, i in enumerate(indices)]
     plain_inputs = [{k: v.contiguous() for k, v in b.items()} for b in plain_inputs]
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from genlab.nn.activations import LeakyReLU
+from genlab.nn.dropout import Dropout
 
 
 class FCGenerator(nn.Module):
@@ -40,7 +41,7 @@ class FCDiscriminator(nn.Module):
         widths = [channels * image_size * image_size, *reversed(hidden)]
         layers: list[nn.Module] = [nn.Flatten()]
         for fan_in, fan_out in pairwise(widths):
-            layers += [nn.Linear(fan_in, fan_out), LeakyReLU(slope), nn.Dropout(dropout)]
+            layers += [nn.Linear(fan_in, fan_out), LeakyReLU(slope), Dropout(dropout)]
         layers.append(nn.Linear(widths[-1], 1))
         self.net = nn.Sequential(*layers)
 
@@ -67,7 +68,7 @@ class SeedDCGANGenerator(nn.Module):
                                           bias=False),
                        nn.BatchNorm2d(fan_out), nn.ReLU()]
             if i < 2:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         layers += [nn.Conv2d(w, channels, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -145,11 +146,11 @@ class RadfordDiscriminator(nn.Module):
         widths = list(reversed(_radford_widths(width, image_size)))  # [f, 2f, ...]
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), LeakyReLU(slope)]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         for fan_in, fan_out in pairwise(widths):
             layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
 

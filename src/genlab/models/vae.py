@@ -35,6 +35,7 @@ from genlab.eval.vae_metrics import evaluate_vae
 from genlab.family import Family
 from genlab.models.base import GenerativeModel, adam
 from genlab.models.vae_losses import bernoulli_nll, gaussian_kl, reparameterize
+from genlab.nn.dropout import Dropout
 from genlab.schema import Config, ModelConfig, canonical_preset, check
 
 #: Architecture presets; ``seed`` reproduces the seed report's layer tables exactly.
@@ -115,8 +116,8 @@ class ConvEncoder(nn.Module):
         super().__init__()
         c1, c2, c3 = conv_channels
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 3, stride=2, padding=1), nn.ReLU(), nn.Dropout(dropout),
-            nn.Conv2d(c1, c2, 3, stride=1, padding=1), nn.ReLU(), nn.Dropout(dropout),
+            nn.Conv2d(in_channels, c1, 3, stride=2, padding=1), nn.ReLU(), Dropout(dropout),
+            nn.Conv2d(c1, c2, 3, stride=1, padding=1), nn.ReLU(), Dropout(dropout),
             nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.ReLU(),
             nn.Flatten(),
             *_dense_stack([c3 * (image_size // 4) ** 2, *hidden]),
@@ -165,7 +166,7 @@ class AllConvEncoder(nn.Module):
         for fan_in, fan_out, stride in zip([in_channels, *conv_channels[:-1]], conv_channels, ALLCONV_STRIDES):
             layers += [nn.Conv2d(fan_in, fan_out, 3, stride=stride, padding=1), nn.ELU()]
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         layers += [nn.Conv2d(conv_channels[-1], hidden[0], image_size // 4), nn.ELU(), nn.Flatten()]
         self.features = nn.Sequential(*layers)
         self.mean = nn.Linear(hidden[0], latent_dim)

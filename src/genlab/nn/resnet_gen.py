@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.nn.dropout import Dropout
 from genlab.nn.layers import NormKind, PaddedConv2d, UpsampleKind, check_choice, check_multiple, make_norm, up2d
 
 __all__ = ["ResidualBlock", "ResnetGenerator"]
@@ -40,7 +41,7 @@ class ResidualBlock(nn.Module):
             PaddedConv2d(channels, channels, 3, 1, 1, bias=bias, padding_mode=padding_mode),
             make_norm(norm, channels, affine=norm_affine, eps=norm_eps),
             nn.ReLU(),
-            nn.Dropout(dropout) if dropout else nn.Identity(),
+            Dropout(dropout) if dropout else nn.Identity(),
             PaddedConv2d(channels, channels, 3, 1, 1, bias=bias, padding_mode=padding_mode),
             make_norm(norm, channels, affine=norm_affine, eps=norm_eps),
         )

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from genlab.nn.activations import LeakyReLU
+from genlab.nn.dropout import Dropout
 from genlab.nn.layers import (
     _NORMS,
     _PADDINGS,
@@ -149,7 +150,7 @@ class UNetGenerator(nn.Module):
                 up2d(fan_in, widths[i], kernel_size, mode=upsample, bias=has_bias(), padding=padding,
                      resize_mode=resize_mode),
                 norm_of(widths[i]),
-                nn.Dropout(dropout) if dropout and j < dropout_blocks else nn.Identity(),
+                Dropout(dropout) if dropout and j < dropout_blocks else nn.Identity(),
                 nn.ReLU(),
             ))
         self.output = nn.Sequential(
