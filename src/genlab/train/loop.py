@@ -469,6 +469,9 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
             if config.train.reuse_freed_memory and not reusing:
                 log.info("train.reuse_freed_memory: this C library is not glibc; freed memory is returned as usual")
         trainer.fit()
+        # every rank leaves together: a rank that tore its gloo group down while rank 0 was still
+        # writing the last checkpoint was once aborted ("terminate called without an active exception")
+        ctx.barrier()
         return Path(run_dir)
     finally:
         ctx.close()
