@@ -1,7 +1,7 @@
 """Does a layer form pay? The train step with and without genlab's forms, one process.
 
     python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...]
-        [--without all|polyphase|resize-conv|matmul|leaky-relu|dropout] [--eager] [--threads 1]
+        [--without all|polyphase|resize-conv|matmul|leaky-relu|dropout|contiguous-norm] [--eager] [--threads 1]
         [--blocks 8] [--block-steps 5]
 
 Two copies of the config's model (same seed), both compiled (``train.compile=true``; ``--eager``:
@@ -14,7 +14,9 @@ forms turned back into PyTorch's own layers (:func:`genlab.nn.forms.as_pytorch_l
 convolutions (``--without polyphase``), only the resize-convolution up-blocks (``--without
 resize-conv``), only the matrix-product form of convolutions with few output pixels (``--without
 matmul``), only the leaky ReLU that saves its output (``--without leaky-relu``) or only the dropout
-that draws its mask from uniforms (``--without dropout``, which acts in eager steps) turned off.
+that draws its mask from uniforms (``--without dropout``) or only the instance norm's contiguous
+statistics for small channels-last maps (``--without contiguous-norm``) turned off; the last two act
+in eager steps.
 Their train steps on the same batch are timed in alternating blocks, so other load on the machine
 hits both alike; prints seconds per step and the ratio (docs/architecture.md, "compile-time form";
 BENCHMARKS.md, CycleGAN speed).
@@ -37,7 +39,7 @@ from genlab.data.datasets import load_source
 from genlab.nn.activations import LeakyReLU
 from genlab.nn.dropout import Dropout
 from genlab.nn.forms import as_pytorch_layers
-from genlab.nn.layers import NearestResizeConv, PaddedConv2d
+from genlab.nn.layers import InstanceNorm, NearestResizeConv, PaddedConv2d
 
 
 def without_polyphase(model: nn.Module) -> int:
@@ -54,6 +56,15 @@ def without_matmul(model: nn.Module) -> int:
     for module in convs:
         module.matmul_max_rows = 0  # an instance attribute shadows the class's
     return len(convs)
+
+
+def without_contiguous_norm(model: nn.Module) -> int:
+    """Normalise every :class:`~genlab.nn.layers.InstanceNorm` of ``model`` in the map's own layout
+    (its eager contiguous-layout statistics off); returns how many."""
+    norms = [m for m in model.modules() if isinstance(m, InstanceNorm)]
+    for module in norms:
+        module.contiguous_max_pixels = 0  # an instance attribute shadows the class's
+    return len(norms)
 
 
 def without_resize_conv(model: nn.Module) -> int:
@@ -79,6 +90,7 @@ WITHOUT = {
     "matmul": ("no matmul", without_matmul, "PaddedConv2d layers without their matrix-product form"),
     "leaky-relu": ("mask leaky relu", without_leaky_relu, "leaky ReLUs turned into nn.LeakyReLU"),
     "dropout": ("bernoulli dropout", without_dropout, "dropouts turned into nn.Dropout"),
+    "contiguous-norm": ("channels-last norm", without_contiguous_norm, "instance norms in the map's own layout"),
 }
 
 
@@ -89,8 +101,8 @@ def main() -> None:
     parser.add_argument("--without", choices=tuple(WITHOUT), default="all",
                         help="the forms the second model goes without: all of them, only the polyphase convolution, "
                              "only the resize-convolution up-blocks, only the matrix-product convolutions, "
-                             "only the leaky ReLUs that save their output, or only the dropouts that draw "
-                             "their masks from uniforms")
+                             "only the leaky ReLUs that save their output, only the dropouts that draw "
+                             "their masks from uniforms, or only the instance norms' contiguous statistics")
     parser.add_argument("--eager", action="store_true",
                         help="time eager steps (train.compile=false) instead of compiled ones")
     parser.add_argument("--threads", type=int, default=1)

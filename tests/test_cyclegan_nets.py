@@ -224,6 +224,30 @@ def test_instance_norm_matches_torch_and_handles_1x1():
     assert not InstanceNorm(5)(torch.randn(1, 5, 1, 1)).any()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("size", [4, 6])  # below and above contiguous_max_pixels = 20 (patched)
+def test_instance_norm_of_channels_last_maps_equals_torch_and_keeps_layout_and_dtype(monkeypatch, size, dtype):
+    # small channels-last maps are normalised in the contiguous layout (eager), larger ones in their own
+    monkeypatch.setattr(InstanceNorm, "contiguous_max_pixels", 20)
+    torch.manual_seed(0)
+    x = torch.randn(3, 8, size, size).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weights = torch.randn(3, 8, size, size)
+    norm = InstanceNorm(8, affine=True)
+    nn.init.normal_(norm.weight)
+    reference = nn.InstanceNorm2d(8, affine=True)
+    reference.load_state_dict(norm.state_dict())
+    y = norm(x)
+    assert y.dtype == dtype and y.is_contiguous(memory_format=torch.channels_last)
+    x32 = x.detach().float().contiguous().requires_grad_()
+    expected = reference(x32)
+    assert torch.allclose(y.float(), expected, atol=1e-5 if dtype == torch.float32 else 2e-2)
+    grads = torch.autograd.grad((y.float() * weights).sum(), [x, norm.weight])
+    grads_expected = torch.autograd.grad((expected * weights).sum(), [x32, reference.weight])
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+    for grad, grad_expected in zip(grads, grads_expected, strict=True):
+        assert torch.allclose(grad.float(), grad_expected, atol=tolerance, rtol=tolerance)
+
+
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 def test_nearest_upsample_compiled_equals_pytorchs_nearest(memory_format):
     # compiled, NearestUpsample2x copies pixels with expand + reshape instead of upsample_nearest2d
