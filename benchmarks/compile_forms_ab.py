@@ -18,7 +18,7 @@ that draws its mask from uniforms (``--without dropout``) or only the instance n
 statistics for small channels-last maps (``--without contiguous-norm``) turned off; the last two act
 in eager steps.
 Their train steps on the same batch are timed in alternating blocks, so other load on the machine
-hits both alike; prints seconds per step and the ratio (docs/architecture.md, "compile-time form";
+hits both alike, with freed memory kept as ``genlab train`` keeps it (``train.reuse_freed_memory``); prints seconds per step and the ratio (docs/architecture.md, "compile-time form";
 BENCHMARKS.md, CycleGAN speed).
 """
 
@@ -34,6 +34,7 @@ from torch import nn
 from genlab import registry
 from genlab.bench.speed import prepared_model, time_alternating
 from genlab.config import load_config
+from genlab.core.allocator import reuse_freed_memory
 from genlab.core.hardware import cpu_info
 from genlab.data.datasets import load_source
 from genlab.nn.activations import LeakyReLU
@@ -111,6 +112,8 @@ def main() -> None:
     args = parser.parse_intermixed_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, [*args.overrides, f"train.compile={str(not args.eager).lower()}"])
+    if cfg.train.reuse_freed_memory:  # as genlab train does
+        reuse_freed_memory()
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     steps = {}
     baseline, turn_off, what = WITHOUT[args.without]

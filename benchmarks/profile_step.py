@@ -2,6 +2,8 @@
 
     python benchmarks/profile_step.py CONFIG [key=value ...] [--steps 3] [--threads 1] [--compile [--kernel-names]] [--conv-shapes] [--op-shapes OP]
 
+The process keeps freed memory as ``genlab train`` does (``train.reuse_freed_memory``; profiles
+taken before 2026-12-05's change to this script include the page faults of glibc's default).
 Prints seconds per step and the operators by self CPU time (BENCHMARKS.md, "Speed on the CPU");
 ``--compile`` profiles the step with ``train.compile=true`` (compiled during the warm-up steps),
 ``--conv-shapes`` adds the convolutions' forward and backward time per input shape, ``--op-shapes OP``
@@ -21,6 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 from genlab import registry
 from genlab.bench.speed import prepared_model
 from genlab.config import load_config
+from genlab.core.allocator import reuse_freed_memory
 from genlab.core.hardware import cpu_info, resolve_precision
 from genlab.data.datasets import load_source
 
@@ -45,6 +48,8 @@ def main() -> None:
 
         inductor_config.cpp.enable_kernel_profile = True  # each cpp_fused_* kernel a profiler event
     cfg = load_config(args.config, [*args.overrides, *(["train.compile=true"] if args.compile else [])])
+    if cfg.train.reuse_freed_memory:  # as genlab train does
+        reuse_freed_memory()
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     model, step = prepared_model(cfg, data)
     if args.compile:
