@@ -18,8 +18,9 @@ that draws its mask from uniforms (``--without dropout``) or only the instance n
 statistics for small channels-last maps (``--without contiguous-norm``) turned off; the last two act
 in eager steps.
 Their train steps on the same batch are timed in alternating blocks, so other load on the machine
-hits both alike, with freed memory kept as ``genlab train`` keeps it (``train.reuse_freed_memory``); prints seconds per step and the ratio (docs/architecture.md, "compile-time form";
-BENCHMARKS.md, CycleGAN speed).
+hits both alike, with freed memory kept as ``genlab train`` keeps it (``train.reuse_freed_memory``);
+prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md,
+CycleGAN speed).
 """
 
 from __future__ import annotations

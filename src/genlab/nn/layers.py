@@ -47,7 +47,7 @@ class InstanceNorm(nn.GroupNorm):
     """
 
     #: eager runs normalise channels-last maps of up to this many pixels (height × width) in the
-    #: contiguous layout; ResNet-6's residual blocks (16×16) and PatchGAN's norms are below it
+    #: contiguous layout; at 64 px, ResNet-6's residual blocks (16×16) and PatchGAN's norms are below it
     contiguous_max_pixels = 256
 
     def __init__(self, channels: int, eps: float = 1e-5, affine: bool = False):
