@@ -15,7 +15,7 @@ convolutions (``--without polyphase``), only the resize-convolution up-blocks (`
 resize-conv``), only the matrix-product form of convolutions with few output pixels (``--without
 matmul``), only the leaky ReLU that saves its output (``--without leaky-relu``) or only the dropout
 that draws its mask from uniforms (``--without dropout``) or only the instance norm's contiguous
-statistics for small channels-last maps (``--without contiguous-norm``) turned off; the last two act
+statistics for channels-last maps (``--without contiguous-norm``) turned off; the last two act
 in eager steps.
 Their train steps on the same batch are timed in alternating blocks, so other load on the machine
 hits both alike, with freed memory kept as ``genlab train`` keeps it (``train.reuse_freed_memory``);
@@ -65,7 +65,7 @@ def without_contiguous_norm(model: nn.Module) -> int:
     (its eager contiguous-layout statistics off); returns how many."""
     norms = [m for m in model.modules() if isinstance(m, InstanceNorm)]
     for module in norms:
-        module.contiguous_max_pixels = 0  # an instance attribute shadows the class's
+        module.contiguous_statistics = False  # an instance attribute shadows the class's
     return len(norms)
 
 

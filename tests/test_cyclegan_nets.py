@@ -225,13 +225,14 @@ def test_instance_norm_matches_torch_and_handles_1x1():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("size", [4, 6])  # below and above contiguous_max_pixels = 20 (patched)
-def test_instance_norm_of_channels_last_maps_equals_torch_and_keeps_layout_and_dtype(monkeypatch, size, dtype):
-    # small channels-last maps are normalised in the contiguous layout (eager), larger ones in their own
-    monkeypatch.setattr(InstanceNorm, "contiguous_max_pixels", 20)
+@pytest.mark.parametrize("contiguous_statistics", [True, False])
+def test_instance_norm_of_channels_last_maps_equals_torch_and_keeps_layout_and_dtype(monkeypatch, contiguous_statistics,
+                                                                                     dtype):
+    # eager, channels-last maps are normalised in the contiguous layout; switched off, in their own
+    monkeypatch.setattr(InstanceNorm, "contiguous_statistics", contiguous_statistics)
     torch.manual_seed(0)
-    x = torch.randn(3, 8, size, size).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
-    weights = torch.randn(3, 8, size, size)
+    x = torch.randn(3, 8, 6, 5).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weights = torch.randn(3, 8, 6, 5)
     norm = InstanceNorm(8, affine=True)
     nn.init.normal_(norm.weight)
     reference = nn.InstanceNorm2d(8, affine=True)
