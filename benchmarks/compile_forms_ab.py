@@ -35,7 +35,7 @@ from torch import nn
 from genlab import registry
 from genlab.bench.speed import prepared_model, time_alternating
 from genlab.config import load_config
-from genlab.core.allocator import reuse_freed_memory
+from genlab.core.allocator import keep_freed_memory_if
 from genlab.core.hardware import cpu_info
 from genlab.data.datasets import load_source
 from genlab.nn.activations import LeakyReLU
@@ -113,8 +113,7 @@ def main() -> None:
     args = parser.parse_intermixed_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, [*args.overrides, f"train.compile={str(not args.eager).lower()}"])
-    if cfg.train.reuse_freed_memory:  # as genlab train does
-        reuse_freed_memory()
+    keep_freed_memory_if(cfg.train.reuse_freed_memory)  # as genlab train does
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     steps = {}
     baseline, turn_off, what = WITHOUT[args.without]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from genlab.config import load_config
-from genlab.core.allocator import reuse_freed_memory
+from genlab.core.allocator import keep_freed_memory_if
 from genlab.train.distributed import DistContext
 from genlab.train.loop import Trainer, peak_rss_mb
 
@@ -27,8 +27,7 @@ def main() -> None:
     config_path = sys.argv[1]
     torch.set_num_threads(2)
     cfg = load_config(config_path, sys.argv[2:])
-    if cfg.train.reuse_freed_memory:  # as genlab train does
-        reuse_freed_memory()
+    keep_freed_memory_if(cfg.train.reuse_freed_memory)  # as genlab train does
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), DistContext())
         from genlab.data.sources import epoch_batches, in_memory_format

@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 from genlab import registry
 from genlab.bench.speed import prepared_model
 from genlab.config import load_config
-from genlab.core.allocator import reuse_freed_memory
+from genlab.core.allocator import keep_freed_memory_if
 from genlab.core.hardware import cpu_info, resolve_precision
 from genlab.data.datasets import load_source
 
@@ -48,8 +48,7 @@ def main() -> None:
 
         inductor_config.cpp.enable_kernel_profile = True  # each cpp_fused_* kernel a profiler event
     cfg = load_config(args.config, [*args.overrides, *(["train.compile=true"] if args.compile else [])])
-    if cfg.train.reuse_freed_memory:  # as genlab train does
-        reuse_freed_memory()
+    keep_freed_memory_if(cfg.train.reuse_freed_memory)  # as genlab train does
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     model, step = prepared_model(cfg, data)
     if args.compile:

@@ -39,7 +39,7 @@ def test_without_glibc_it_does_nothing_and_says_so(monkeypatch):
 
 def test_training_applies_it_unless_switched_off_and_logs_a_c_library_without_it(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(loop, "reuse_freed_memory", lambda enabled=True: calls.append(enabled) or False)
+    monkeypatch.setattr(allocator, "reuse_freed_memory", lambda enabled=True: calls.append(enabled) or False)
     run = loop.train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "on")
     assert calls == [True]
     assert "train.reuse_freed_memory: this C library is not glibc" in (run / "train.log").read_text()

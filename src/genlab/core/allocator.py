@@ -19,7 +19,8 @@ one process, batch 128, compiled, capped to AVX2) after and before this change: 
 1,804 MiB for the DCGAN at 64 px, 3,064 against 2,948 MiB for the seed DCGAN at 96 px.
 
 Not glibc (musl, macOS, Windows): nothing happens and it says so. ``train.reuse_freed_memory`` (on
-by default) applies it when a run starts, and ``genlab eval`` when it evaluates one.
+by default) applies it when a run starts, and ``genlab eval`` when it evaluates one, both through
+:func:`keep_freed_memory_if`.
 """
 
 from __future__ import annotations
@@ -65,3 +66,11 @@ def reuse_freed_memory(enabled: bool = True) -> bool:
         settings = GLIBC_STEADY_STATE
         libc.malloc_trim(0)
     return all(libc.mallopt(param, value) == 1 for param, value in settings.items())
+
+
+def keep_freed_memory_if(enabled: bool) -> bool:
+    """What training, ``genlab eval`` and the profiling tools do with ``train.reuse_freed_memory``:
+    keep freed memory if ``enabled``; if not, leave the C library as it is (unlike
+    ``reuse_freed_memory(False)``, which trims and resets it, as ``genlab bench`` does before its plain
+    loop). Returns whether freed memory is now kept."""
+    return enabled and reuse_freed_memory()

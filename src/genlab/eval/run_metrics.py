@@ -9,7 +9,7 @@ from typing import Any
 
 from genlab import registry
 from genlab.config import Config, EvalConfig, apply_overrides, from_dict, load_config
-from genlab.core.allocator import reuse_freed_memory
+from genlab.core.allocator import keep_freed_memory_if
 from genlab.core.atomic import atomic_write_text
 from genlab.core.checkpoint import checkpoint_path
 from genlab.errors import ConfigError, GenlabError
@@ -38,8 +38,7 @@ def evaluate_samples_folder(folder: str | Path, config_path: str | Path, overrid
     config = load_config(config_path)
     apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # the whole reference split, as for runs
-    if config.train.reuse_freed_memory:
-        reuse_freed_memory()
+    keep_freed_memory_if(config.train.reuse_freed_memory)
     started = time.perf_counter()
     metrics = evaluate_folder(folder, config)
     return {"samples": str(folder), "against": str(config_path), "data": config.to_dict()["data"],
@@ -66,8 +65,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str
     metrics_of = registry.get(family).metrics
     if metrics_of is None:
         raise GenlabError(f"family {family!r} defines no metrics (its registry record has metrics=None)")
-    if config.train.reuse_freed_memory:  # as in training: large activations are not page-faulted in again
-        reuse_freed_memory()
+    keep_freed_memory_if(config.train.reuse_freed_memory)  # as in training: activations not page-faulted in again
     started = time.perf_counter()
     metrics = metrics_of(model, config)
     result = {

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from genlab import __version__, registry
 from genlab.config import Config, config_from_dict
-from genlab.core.allocator import reuse_freed_memory
+from genlab.core.allocator import keep_freed_memory_if
 from genlab.core.atomic import atomic_write_text, file_digest
 from genlab.core.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from genlab.core.hardware import check_compile_toolchain, resolve_precision
@@ -437,7 +437,7 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
     try:
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
-        reusing = config.train.reuse_freed_memory and reuse_freed_memory()
+        reusing = keep_freed_memory_if(config.train.reuse_freed_memory)
         precision, why = resolve_precision(config.train.precision, ctx.device)
         if config.train.compile:
             check_compile_toolchain(ctx.device)
