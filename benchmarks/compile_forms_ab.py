@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 from torch import nn
@@ -69,29 +70,15 @@ def without_contiguous_norm(model: nn.Module) -> int:
     return len(norms)
 
 
-def without_resize_conv(model: nn.Module) -> int:
-    """Turn every :class:`~genlab.nn.layers.NearestResizeConv` of ``model`` into ``nn.Sequential``; returns how many."""
-    return as_pytorch_layers(model, only=NearestResizeConv)
-
-
-def without_leaky_relu(model: nn.Module) -> int:
-    """Turn every :class:`~genlab.nn.activations.LeakyReLU` of ``model`` into ``nn.LeakyReLU``; returns how many."""
-    return as_pytorch_layers(model, only=LeakyReLU)
-
-
-def without_dropout(model: nn.Module) -> int:
-    """Turn every :class:`~genlab.nn.dropout.Dropout` of ``model`` into ``nn.Dropout``; returns how many."""
-    return as_pytorch_layers(model, only=Dropout)
-
-
 #: --without choice → (the baseline model's name, what turns its forms off, what the count is of)
 WITHOUT = {
     "all": ("pytorch layers", as_pytorch_layers, "layers turned back into PyTorch's"),
     "polyphase": ("no polyphase", without_polyphase, "layers without their polyphase form"),
-    "resize-conv": ("no resize-conv", without_resize_conv, "resize-convolution blocks turned into nn.Sequential"),
+    "resize-conv": ("no resize-conv", partial(as_pytorch_layers, only=NearestResizeConv),
+                    "resize-convolution blocks turned into nn.Sequential"),
     "matmul": ("no matmul", without_matmul, "PaddedConv2d layers without their matrix-product form"),
-    "leaky-relu": ("mask leaky relu", without_leaky_relu, "leaky ReLUs turned into nn.LeakyReLU"),
-    "dropout": ("bernoulli dropout", without_dropout, "dropouts turned into nn.Dropout"),
+    "leaky-relu": ("mask leaky relu", partial(as_pytorch_layers, only=LeakyReLU), "leaky ReLUs turned into nn.LeakyReLU"),
+    "dropout": ("bernoulli dropout", partial(as_pytorch_layers, only=Dropout), "dropouts turned into nn.Dropout"),
     "contiguous-norm": ("channels-last norm", without_contiguous_norm, "instance norms in the map's own layout"),
 }
 
