@@ -62,7 +62,8 @@ def feature_extraction_speed(num_images: int = 64, blocks: int = 2) -> dict:
     oneDNN primitives), then ``blocks`` times each in alternating blocks (plain, genlab, plain, …),
     so that load from other processes hits both alike; a rate is images over the summed time of
     its blocks. genlab's blocks keep freed memory for reuse, as ``genlab eval`` does
-    (:mod:`genlab.core.allocator`); the plain blocks run with glibc's own behaviour. The baseline is described in this module's docstring.
+    (:mod:`genlab.core.allocator`); the plain blocks run with glibc's own behaviour. The baseline is
+    described in this module's docstring.
 
     Returns:
         ``{"plain_fp32_eager": images/s, "genlab": images/s, "ratio": genlab / plain,

@@ -300,8 +300,9 @@ class InceptionFeatures:
     AVX512_BF16 (2 cores), since ``genlab eval`` keeps freed memory (:mod:`genlab.core.allocator`)
     and the pooling branches convolve first: 2.00× and 2.03× (two threads, 128 images; 17.8-17.9
     vs 8.8-8.9 images/s) and 1.98× and 2.01× (one thread, 64 images), the convolutions 94 % of the
-    pass. The features equal the plain pass's to a relative 3e-6 (max |Δ| / max |feature| over 2,500 emoji and MNIST images) and the three
-    FIDs below to 3e-7 relative; they do not depend on the chunk size and are identical run to run.
+    pass. The features equal the plain pass's to a relative 3e-6 (max |Δ| / max |feature| over
+    2,500 emoji and MNIST images) and the three FIDs below to 3e-7 relative; they do not depend on
+    the chunk size and are identical run to run.
 
     bf16 was measured and is **not** used, although this CPU multiplies bf16 natively and it ran
     about 3× the plain pass: features moved by 2-3 % (max |Δ| / max |feature|; mean 2.2 %), and
