@@ -22,6 +22,7 @@ from PIL import Image
 
 import tiny_runs
 from genlab.demo import app as demo_app
+from genlab.demo import latent
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -209,6 +210,24 @@ def test_vae_latent_plane_click_and_sliders_decode_at_once(page):
     set_number(page, f"run{i}_latent_z2", 1.5)
     status(page, f"run{i}_latent_status", r", 1\.50\)$")
     assert differ(shown(page, f"run{i}_latent_image", before), before), "moving slider z2 changed nothing"
+
+
+def test_a_click_on_the_plane_decodes_its_point_once(page, monkeypatch):
+    """The click sets both sliders; their own events must not decode the same point again (Gradio would
+    rewrite the same cached PNG while the browser reads it, and the page could show a truncated image)."""
+    decoded = []
+    explore = latent.explore
+    monkeypatch.setattr(latent, "explore", lambda run, values, label=None: decoded.append(tuple(values))
+                        or explore(run, values, label))
+    i = open_tab(page, "vae")
+    before = shown(page, f"run{i}_latent_image")
+    plane = page.locator(f"#run{i}_latent_plane img")
+    box = plane.bounding_box()
+    plane.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})
+    status(page, f"run{i}_latent_status", r"^z = \(-1\.\d\d, -0\.\d\d\)$")
+    shown(page, f"run{i}_latent_image", before)
+    time.sleep(2)  # the sliders' events, if any, come right after the click's outputs
+    assert len(decoded) == 1, f"one click decoded {decoded}"
 
 
 def test_vae_with_a_larger_latent_has_sliders_for_its_first_dimensions(page):

@@ -62,21 +62,29 @@ def latent_section(gr, run: DemoRun, index: int) -> None:
 
     inputs = ([label] if label is not None else []) + sliders
     outputs = [decoded] + ([plane] if plane is not None else []) + [status]
+    # .input (a user's edit), not .change: a click on the plane sets z1 and z2 itself and decodes once,
+    # where .change would decode that point twice more and Gradio would rewrite the same cached PNG in place
+    # while the browser reads it
     for number, slider in enumerate(sliders, start=1):
-        slider.change(explore, inputs, outputs, api_name=f"{key}_z{number}", show_progress="hidden")
+        slider.input(explore, inputs, outputs, api_name=f"{key}_z{number}", show_progress="hidden")
     if label is not None:
         label.change(explore, inputs, outputs, api_name=f"{key}_class", show_progress="hidden")
-    if plane is not None:
+    if plane is not None:  # a 2-D latent: the click sets both sliders
+        def decode_click(chosen, x, y):
+            z1, z2 = latent.plane_click_callback(run, chosen, x, y)
+            return (z1, z2, *explore(*([chosen] if label is not None else []), z1, z2))
+
         if label is not None:
             def clicked(chosen, evt):
-                return latent.plane_click_callback(run, chosen, *evt.index[:2])
+                return decode_click(chosen, *evt.index[:2])
         else:
             def clicked(evt):
-                return latent.plane_click_callback(run, None, *evt.index[:2])
+                return decode_click(None, *evt.index[:2])
 
         # Gradio passes the click (pixel x, y of the picture) to the positional argument annotated SelectData
         clicked.__annotations__ = {"evt": gr.SelectData}
-        plane.select(clicked, [label] if label is not None else [], sliders[:2], api_name=f"{key}_click")
+        plane.select(clicked, [label] if label is not None else [], sliders + outputs, api_name=f"{key}_click",
+                     show_progress="hidden")
 
 
 def interpolation_section(gr, run: DemoRun, index: int) -> None:
