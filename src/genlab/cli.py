@@ -235,7 +235,8 @@ def demo(
     max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", min=0.001, help="Largest uploaded image in MB "
                                         "(1 MB = 1,048,576 bytes); larger files are refused before decoding."),
 ) -> None:
-    """Serve a web demo of trained runs: sample grids, and upload-and-reconstruct for VAE/CVAE. Needs the demo extra (Gradio)."""
+    """Serve a web demo of trained runs, one tab each: samples, latent explorer and seed interpolation (VAE, CVAE, GAN),
+    upload-and-reconstruct (VAE, CVAE), translation (CycleGAN), caption to images (StackGAN). Needs the demo extra (Gradio)."""
     from genlab.demo.app import check_run_dirs, launch
 
     check_run_dirs(run_dirs)  # a missing run fails here, before Gradio is imported
