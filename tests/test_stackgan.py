@@ -298,6 +298,10 @@ def test_stage2_copies_stage1_and_samples_without_it(runs, tmp_path):
         assert Image.open(outs[0]).size == (8 * 66 + 2, 2 * 66 + 2)  # 4 (Stage-I, Stage-II) pairs per row
         result = runner.invoke(cli.app, ["sample", str(moved), "--n", "2", "-o", str(outs[2])])
         assert isinstance(result.exception, GenlabError) and "--text" in str(result.exception)
+        empty = tmp_path / "empty.png"
+        result = runner.invoke(cli.app, ["sample", str(moved), "--text", "  ", "-o", str(empty)])
+        assert isinstance(result.exception, GenlabError) and "empty caption" in str(result.exception)
+        assert not empty.exists()
     finally:
         shutil.move(str(away), stage1)
 

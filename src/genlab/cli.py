@@ -112,6 +112,8 @@ def sample(
                               f"omit --text (families that do: {text_families})")
         if label is not None:
             raise GenlabError("--text and --label: a text-to-image model takes a caption, not a class; omit --label")
+        if not text.strip():
+            raise GenlabError("--text: got an empty caption; give the words to draw, e.g. --text 'a red circle'")
         grid = model.text_grid(n, [text], generator=torch.Generator().manual_seed(seed))
         save_image_grid(grid.images.float(), output, nrow=nrow or grid.nrow)
         typer.echo(f"wrote {output}")
