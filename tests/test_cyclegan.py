@@ -229,6 +229,10 @@ def test_translate_command(tmp_path, root):
     assert "AtoB, BtoA" in str(result.exception)
     result = runner.invoke(app, ["translate", str(run), str(inputs), "--direction", "AtoB", "-o", str(out / "wide.jpg")])
     assert isinstance(result.exception, GenlabError) and "is a file; give a folder" in str(result.exception)
+    single = tmp_path / "single.png"  # a new -o named like an image is refused, not made a folder of that name
+    result = runner.invoke(app, ["translate", str(run), str(inputs / "wide.jpg"), "--direction", "AtoB", "-o", str(single)])
+    assert isinstance(result.exception, GenlabError) and "looks like an image file name" in str(result.exception)
+    assert not single.exists()
     found = list_checkpoints(run)  # --checkpoint translates with the chosen step; without it, with the newest
     made = {}
     for name, extra in (("first", ["--checkpoint", str(found[0])]), ("last", ["--checkpoint", str(found[-1])]),

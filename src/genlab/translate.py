@@ -79,8 +79,8 @@ def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out
 
     Raises:
         GenlabError: the run's family cannot translate, ``direction`` is unknown, an input is
-            missing, ``out_dir`` is a file, or outputs exist and ``overwrite`` is false (nothing is
-            written then).
+            missing, ``out_dir`` is a file or a new path named like an image file, or outputs exist
+            and ``overwrite`` is false (nothing is written then).
     """
     if direction not in ("AtoB", "BtoA"):
         raise GenlabError(f"--direction: got {direction!r}; allowed: AtoB, BtoA")
@@ -90,6 +90,9 @@ def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out
                           "(only families with the translate ability, e.g. cyclegan)")
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise GenlabError(f"-o/--output: {out_dir} is a file; give a folder (the translations keep their inputs' names)")
+    if not Path(out_dir).exists() and Path(out_dir).suffix.lower() in IMAGE_SUFFIXES:
+        raise GenlabError(f"-o/--output: {out_dir} looks like an image file name, but -o is the folder the translations "
+                          "go to (each keeps its input's name); give a folder, e.g. -o translated/")
     pairs = plan_outputs([Path(p) for p in inputs], Path(out_dir))
     existing = [t for _, t in pairs if t.exists()]
     if existing and not overwrite:
