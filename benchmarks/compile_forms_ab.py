@@ -1,7 +1,8 @@
 """Does a layer form pay? The train step with and without genlab's forms, one process.
 
     python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...]
-        [--without all|polyphase|resize-conv|matmul|leaky-relu|dropout|contiguous-norm] [--eager] [--threads 1]
+        [--without all|polyphase|resize-conv|matmul|leaky-relu|dropout|contiguous-norm|winograd]
+        [--eager] [--threads 1]
         [--blocks 8] [--block-steps 5]
 
 Two copies of the config's model (same seed), both compiled (``train.compile=true``; ``--eager``:
@@ -14,9 +15,9 @@ forms turned back into PyTorch's own layers (:func:`genlab.nn.forms.as_pytorch_l
 convolutions (``--without polyphase``), only the resize-convolution up-blocks (``--without
 resize-conv``), only the matrix-product form of convolutions with few output pixels (``--without
 matmul``), only the leaky ReLU that saves its output (``--without leaky-relu``) or only the dropout
-that draws its mask from uniforms (``--without dropout``) or only the instance norm's contiguous
-statistics for channels-last maps (``--without contiguous-norm``) turned off; the last two act
-in eager steps.
+that draws its mask from uniforms (``--without dropout``), only the instance norm's contiguous
+statistics for channels-last maps (``--without contiguous-norm``) or only the Winograd form of 3×3
+convolutions (``--without winograd``) turned off; the last three act in eager steps.
 Their train steps on the same batch are timed in alternating blocks, so other load on the machine
 hits both alike, with freed memory kept as ``genlab train`` keeps it (``train.reuse_freed_memory``);
 prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md,
@@ -70,6 +71,15 @@ def without_contiguous_norm(model: nn.Module) -> int:
     return len(norms)
 
 
+def without_winograd(model: nn.Module) -> int:
+    """Turn off the eager Winograd form (:attr:`~genlab.nn.layers.PaddedConv2d.winograd`) in every
+    ``PaddedConv2d`` of ``model``; returns how many."""
+    convs = [m for m in model.modules() if isinstance(m, PaddedConv2d)]
+    for module in convs:
+        module.winograd = False  # an instance attribute shadows the class's
+    return len(convs)
+
+
 #: --without choice → (the baseline model's name, what turns its forms off, what the count is of)
 WITHOUT = {
     "all": ("pytorch layers", as_pytorch_layers, "layers turned back into PyTorch's"),
@@ -80,6 +90,7 @@ WITHOUT = {
     "leaky-relu": ("mask leaky relu", partial(as_pytorch_layers, only=LeakyReLU), "leaky ReLUs turned into nn.LeakyReLU"),
     "dropout": ("bernoulli dropout", partial(as_pytorch_layers, only=Dropout), "dropouts turned into nn.Dropout"),
     "contiguous-norm": ("channels-last norm", without_contiguous_norm, "instance norms in the map's own layout"),
+    "winograd": ("oneDNN 3x3", without_winograd, "PaddedConv2d layers without their Winograd form"),
 }
 
 
@@ -91,7 +102,8 @@ def main() -> None:
                         help="the forms the second model goes without: all of them, only the polyphase convolution, "
                              "only the resize-convolution up-blocks, only the matrix-product convolutions, "
                              "only the leaky ReLUs that save their output, only the dropouts that draw "
-                             "their masks from uniforms, or only the instance norms' contiguous statistics")
+                             "their masks from uniforms, only the instance norms' contiguous statistics, "
+                             "or only the Winograd 3x3 convolutions")
     parser.add_argument("--eager", action="store_true",
                         help="time eager steps (train.compile=false) instead of compiled ones")
     parser.add_argument("--threads", type=int, default=1)

@@ -34,7 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from genlab import registry
-from genlab.bench.plain import PLAIN_STEPS
+from genlab.bench.plain import PLAIN_STEPS, PlainStep
 from genlab.config import load_config
 from genlab.core.allocator import reuse_freed_memory
 from genlab.core.hardware import resolve_precision
@@ -42,6 +42,7 @@ from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
 from genlab.data.sources import in_memory_format
 from genlab.nn.forms import as_pytorch_layers
+from genlab.nn.layers import direct_convolutions
 from genlab.registry import build_model
 
 CPU = torch.device("cpu")
@@ -159,6 +160,24 @@ def prepared_model(cfg, data):
     return model, step
 
 
+def prepared_plain_step(config: str | Path, overrides: list[str] = ()) -> PlainStep | None:
+    """The family's plain fp32 eager step (:mod:`genlab.bench.plain`) on a fresh model of ``config``
+    with PyTorch's own layers (:func:`genlab.nn.forms.as_pytorch_layers`), contiguous; ``None`` for a
+    family without one (and for StackGAN Stage-II)."""
+    cfg = load_config(config, [*overrides, "train.precision=fp32"])
+    plain = PLAIN_STEPS.get(cfg.model.family)
+    if plain is None or (cfg.model.family == "stackgan" and cfg.model.stage != 1):
+        return None
+    model = build_model(cfg)
+    as_pytorch_layers(model)  # the textbook layers, not genlab's forms
+    return plain(model, cfg)
+
+
+def plain_batch(data, index: torch.Tensor, noise: SharedNoise) -> dict[str, torch.Tensor]:
+    """Items ``index`` of ``data`` as the plain loop takes them: built once, contiguous."""
+    return {k: v.contiguous() for k, v in data.batch(index, noise, CPU).items()}
+
+
 def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: int = 10, block: int = 5,
                      batch_size: int | None = None, max_batch_size: int | None = None,
                      genlab_only: list[str] = (), sample_images: int = 64, sample_seconds: float = 1.0) -> dict:
@@ -190,15 +209,8 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     timed_steps = blocks * block
     indices = [torch.randint(0, len(data), (n,), generator=torch.Generator().manual_seed(i)) for i in range(block)]
 
-    plain = PLAIN_STEPS.get(cfg.model.family)
-    plain_step = None
-    if plain is not None and not (cfg.model.family == "stackgan" and cfg.model.stage != 1):
-        plain_cfg = load_config(config, [*overrides, *size, "train.precision=fp32"])
-        plain_model = build_model(plain_cfg)
-        as_pytorch_layers(plain_model)  # the textbook layers, not genlab's forms
-        plain_step = plain(plain_model, plain_cfg)
-    plain_inputs = [data.batch(i, SharedNoise(k), CPU) for k, i in enumerate(indices)]
-    plain_inputs = [{k: v.contiguous() for k, v in b.items()} for b in plain_inputs]
+    plain_step = prepared_plain_step(config, [*overrides, *size])
+    plain_inputs = [plain_batch(data, i, SharedNoise(k)) for k, i in enumerate(indices)]
 
     totals: dict[str, float] = {}
 
@@ -214,7 +226,8 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
         for batch in plain_inputs:
             plain_step(batch)
 
-    with FlopCounterMode(display=False) as counter:  # one eager step, also a warm-up
+    # one eager step, also a warm-up; FLOPs of the textbook convolutions (not of the Winograd form)
+    with FlopCounterMode(display=False) as counter, direct_convolutions():
         step(indices[0], {})
     flops = counter.get_total_flops()
     compile_s, eager_step = None, None

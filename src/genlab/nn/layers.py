@@ -4,12 +4,15 @@ input-size checks."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genlab.nn.winograd import winograd_conv3x3
 
 NormKind = Literal["instance", "batch", "none"]
 UpsampleKind = Literal["deconv", "resize"]
@@ -195,6 +198,13 @@ class PaddedConv2d(nn.Conv2d):
     A third: a convolution with at most :attr:`matmul_max_rows` output pixels in the batch (batch ×
     height × width; a U-Net's innermost layers, 8×8 → 4×4 → 2×2 → 1×1 and back, at CycleGAN's batches
     of 4 and 8) runs as :func:`matmul_conv2d`, one matrix product over the output pixels' windows.
+
+    And an eager form (:attr:`winograd`): a 3×3 stride-1 convolution of an fp32 channels-last map
+    (not under autocast) with at least :attr:`winograd_min_channels` input and output channels and
+    :attr:`winograd_min_pixels` output pixels, whose height and width are multiples of 4, runs as
+    :func:`genlab.nn.winograd.winograd_conv3x3` after its padding: the ResNet generator's residual
+    layers, the 128 → 64 resize-convolution up-block. Its values differ from ``F.conv2d``'s by ~1e-5
+    relative (that module's docstring).
     """
 
     #: output pixels in the batch (batch × height × width) up to which the compile-time form is
@@ -204,9 +214,23 @@ class PaddedConv2d(nn.Conv2d):
     #: 4 output pixels per image 1.09× and 1.10×; 64 per image (8×8 maps too) 1.00× in bf16, the gain
     #: of the smaller maps lost on the larger ones (one run each)
     matmul_max_rows = 128
+    #: eager fp32 runs compute eligible 3×3 layers by Winograd F(4×4, 3×3) (``False``: ``F.conv2d``)
+    winograd = True
+    #: fewest input and output channels, and output pixels in the batch (batch × height × width), for
+    #: the Winograd form. Forward + backward against ``nn.Conv2d``, capped to AVX2, one thread, EPYC
+    #: (``benchmarks/winograd_ab.py``, which lists more): 128 → 128 at 16×16, batches 4 and 8,
+    #: 1.04–1.28×; 64 → 64 at 32×32, batch 4, 1.16×; 64 → 32 at 64×64 0.79×; 128 → 128 at 16×16,
+    #: batch 2 (512 pixels) 0.74×; 256 → 128 at 8×8, batch 8, 0.83×; 512 → 256 at 4×4 0.29× (the
+    #: weight's transform, C × O × 36 values, outweighs few pixels)
+    winograd_min_channels = 64
+    winograd_min_pixels = 1024
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.compiler.is_compiling():
+            if self._winograd_input(x):
+                pad = self._reversed_padding_repeated_twice
+                padded = F.pad(x, pad, mode="reflect" if self.padding_mode == "reflect" else "constant")
+                return winograd_conv3x3(padded, self.weight, self.bias)
             return super().forward(x)
         tiny, thin = self._tiny_output(x), self._thin_output()
         if self.padding_mode != "reflect" and not thin and not tiny:
@@ -218,6 +242,19 @@ class PaddedConv2d(nn.Conv2d):
         if thin and (x.shape[-2] - self.kernel_size[0]) % 2 and (x.shape[-1] - self.kernel_size[1]) % 2:
             return polyphase_conv2d(x, self.weight, self.bias)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _winograd_input(self, x: torch.Tensor) -> bool:
+        """Whether the eager Winograd form computes this layer for input ``x`` (see :attr:`winograd`)."""
+        if not (self.winograd and self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.groups == 1 and not isinstance(self.padding, str) and self.padding_mode in ("reflect", "zeros")
+                and min(self.in_channels, self.out_channels) >= self.winograd_min_channels):
+            return False
+        if (x.dim() != 4 or x.dtype != torch.float32 or self.weight.dtype != torch.float32
+                or torch.is_autocast_enabled(x.device.type) or not x.is_contiguous(memory_format=torch.channels_last)):
+            return False
+        height, width = (n + 2 * p - 2 for n, p in zip(x.shape[-2:], self.padding))
+        return (height > 0 and width > 0 and height % 4 == 0 and width % 4 == 0
+                and x.shape[0] * height * width >= self.winograd_min_pixels)
 
     def _tiny_output(self, x: torch.Tensor) -> bool:
         """At most :attr:`matmul_max_rows` output pixels in the batch for input ``x`` (no groups or dilation)."""
@@ -233,6 +270,19 @@ class PaddedConv2d(nn.Conv2d):
         k = self.kernel_size
         return (self.out_channels < 8 and k[0] == k[1] >= 5 and k[0] % 2 == 1 and self.stride == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1)
+
+
+@contextlib.contextmanager
+def direct_convolutions():
+    """Inside the block every :class:`PaddedConv2d` convolves directly (``F.conv2d``), its eager
+    Winograd form off: ``genlab bench`` counts a step's FLOPs so, as the textbook convolutions'
+    multiply-adds, which the Winograd form does fewer of."""
+    before = PaddedConv2d.winograd
+    PaddedConv2d.winograd = False
+    try:
+        yield
+    finally:
+        PaddedConv2d.winograd = before
 
 
 def polyphase_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

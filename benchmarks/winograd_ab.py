@@ -1,0 +1,74 @@
+"""Winograd F(4×4, 3×3) against oneDNN's direct convolution, layer by layer (BENCHMARKS.md, "What
+bounds the AVX2 ratios"; the thresholds of ``PaddedConv2d.winograd_min_channels`` / ``_pixels``).
+
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/winograd_ab.py [--threads 1] [--reps 15]
+
+For each (batch, input → output channels, output size) — the ResNet CycleGAN generator's residual
+layer at its batches of 4 and 8, the resize-convolution up-blocks, a U-Net's small maps — forward +
+backward of a 3×3 stride-1 convolution of a channels-last fp32 map, as ``nn.Conv2d`` and as
+:func:`genlab.nn.winograd.winograd_conv3x3`, median of ``--reps`` after 3 warm-ups; and the largest
+difference of the output and of the input and weight gradients, relative to the largest value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from genlab.core.hardware import cpu_info
+from genlab.nn.winograd import winograd_conv3x3
+
+#: (batch, input channels, output channels, output height = width)
+SHAPES = [(4, 128, 128, 16), (8, 128, 128, 16), (2, 128, 128, 16), (1, 128, 128, 16), (32, 128, 128, 8),
+          (4, 128, 64, 32), (8, 128, 64, 32), (4, 64, 64, 32), (4, 64, 32, 64),
+          (8, 256, 128, 8), (8, 256, 256, 8), (8, 512, 256, 4)]
+
+
+def median_ms(fn, reps: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[reps // 2] * 1e3
+
+
+def compare(batch: int, c_in: int, c_out: int, size: int, reps: int) -> str:
+    """One table row: both methods' forward + backward time and the Winograd form's relative errors."""
+    cl = torch.channels_last
+    conv = torch.nn.Conv2d(c_in, c_out, 3).to(memory_format=cl)
+    x = torch.randn(batch, c_in, size + 2, size + 2).to(memory_format=cl).requires_grad_()
+    grad = torch.randn(batch, c_out, size, size).contiguous(memory_format=cl)
+    inputs = (x, conv.weight, conv.bias)
+    expected = conv(x)
+    expected_grads = torch.autograd.grad(expected, inputs, grad)
+    out = winograd_conv3x3(*inputs)
+    grads = torch.autograd.grad(out, inputs, grad)
+    errors = [float((a - b).detach().abs().max() / b.detach().abs().max())
+              for a, b in zip((out, *grads[:2]), (expected, *expected_grads[:2]))]
+    direct = median_ms(lambda: conv(x).backward(grad), reps)
+    winograd = median_ms(lambda: winograd_conv3x3(*inputs).backward(grad), reps)
+    return (f"| {batch} | {c_in} → {c_out} | {size}×{size} | {batch * size * size:,} | {direct:.2f} | {winograd:.2f} | "
+            f"**{direct / winograd:.2f}×** | {errors[0]:.0e} / {errors[1]:.0e} / {errors[2]:.0e} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=15, help="timed forward + backward passes per method and shape")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"{cpu_info().describe()}; {args.threads} thread(s); fp32, channels-last\n")
+    print("| batch | channels | output | output pixels | nn.Conv2d ms | Winograd ms | × | relative error: output / "
+          "input grad / weight grad |\n|---|---|---|---|---|---|---|---|")
+    for shape in SHAPES:
+        print(compare(*shape, args.reps), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""3×3 stride-1 convolutions by Winograd's minimal filtering F(4×4, 3×3), for eager fp32 runs.
+
+Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", §4.2): each 4×4 block of
+the output is computed from a 6×6 tile of the input as Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so that a 3×3
+convolution takes 36 multiplications per 16 outputs and input channel instead of 144. Over
+channels the element-wise products become 36 matrix products, (tiles × C) · (C × O), one per tile
+position. Written as PyTorch operations — the tile transforms as ``einsum`` over a view of the
+input's windows, the products as one ``bmm`` — with a hand-written backward that, like
+``nn.Conv2d``'s, keeps only the input and the weight and recomputes their transforms: the autograd
+of the same operations would keep ~4.5 maps of the output's size per layer.
+
+Why: on CPUs without bf16, both genlab's step and a plain PyTorch loop run oneDNN's fp32 direct
+convolutions, already at 70–90 % of the machine's fp32 peak, and oneDNN has no Winograd path for
+them there. The ResNet CycleGAN generator's residual convolutions (3×3, 128 → 128, 16×16 maps at
+64 px) are 60 % of its step; forward + backward of one at batch 8 took 16.0 ms this way against
+20.4 ms (1.28×; 1.04–1.12× at batch 4; capped to AVX2, one thread, EPYC;
+``benchmarks/winograd_ab.py``), and the whole eager step 1.10× less time
+(``benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml --eager --without winograd``).
+
+Precision: the transforms' constants (up to 8 and 1/24) cost digits. Against ``F.conv2d`` in fp32 the
+largest differences were 2.7e-5 for outputs of magnitude ~3 (relative ~1e-5) and 1.5e-3 for weight
+gradients of magnitude ~200; bf16 would lose far more, so bf16 runs (autocast) keep oneDNN's
+convolutions, which are fast there anyway.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+#: output block size m of F(m×m, 3×3) and its input tile size m + 2
+BLOCK, TILE = 4, 6
+
+
+@functools.cache
+def _matrices(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Bᵀ (6×6), G (6×3), Aᵀ (4×6)) of F(4×4, 3×3), interpolation points 0, ±1, ±2, ∞."""
+    bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+          [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+    g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+    at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (bt, g, at))
+
+
+def _input_transform(x: torch.Tensor, bt: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) → Bᵀ d B of every 6×6 tile (stride 4): (36, N·th·tw, C)."""
+    c = x.shape[1]
+    windows = x.permute(0, 2, 3, 1).unfold(1, TILE, BLOCK).unfold(2, TILE, BLOCK)  # (N, th, tw, C, 6, 6), a view
+    return torch.einsum("ia,jb,ntwcab->ijntwc", bt, bt, windows).reshape(TILE * TILE, -1, c)
+
+
+def _weight_transform(weight: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(O, C, 3, 3) → G w Gᵀ per channel pair: (36, C, O)."""
+    o, c = weight.shape[:2]
+    return torch.einsum("ia,jb,ocab->ijco", g, g, weight).reshape(TILE * TILE, c, o)
+
+
+def _fold_tiles(tiles: torch.Tensor) -> torch.Tensor:
+    """(N, th, 6, tw, 6, C), one value per position of each overlapping input tile → their sums on the
+    input grid, (N, 4·th + 2, 4·tw + 2, C) (the adjoint of taking the tiles)."""
+    n, th, _, tw, _, c = tiles.shape
+    rows = tiles.new_zeros(n, th + 1, BLOCK, tw, TILE, c)  # row 4T + r of the input, 4 spare rows
+    rows[:, :th] += tiles[:, :, :BLOCK]
+    rows[:, 1:, :TILE - BLOCK] += tiles[:, :, BLOCK:]
+    rows = rows.view(n, BLOCK * (th + 1), tw, TILE, c)
+    grid = tiles.new_zeros(n, BLOCK * (th + 1), tw + 1, BLOCK, c)
+    grid[:, :, :tw] += rows[:, :, :, :BLOCK]
+    grid[:, :, 1:, :TILE - BLOCK] += rows[:, :, :, BLOCK:]
+    return grid.view(n, BLOCK * (th + 1), BLOCK * (tw + 1), c)[:, :BLOCK * th + 2, :BLOCK * tw + 2].contiguous()
+
+
+class _Winograd3x3(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        bt, g, at = _matrices(x.device, x.dtype)
+        n, _, h, w = x.shape
+        th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
+        products = torch.bmm(_input_transform(x, bt), _weight_transform(weight, g))  # (36, P, O)
+        y = torch.einsum("ia,jb,abntwo->ntiwjo", at, at, products.view(TILE, TILE, n, th, tw, -1))
+        y = y.reshape(n, BLOCK * th, BLOCK * tw, -1)
+        if bias is not None:
+            y = y + bias
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return y.permute(0, 3, 1, 2)  # (N, O, H − 2, W − 2), channels-last
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        bt, g, at = _matrices(x.device, x.dtype)
+        n, c, h, w = x.shape
+        th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
+        blocks = grad.permute(0, 2, 3, 1).reshape(n, th, BLOCK, tw, BLOCK, -1)  # (N, th, 4, tw, 4, O)
+        grad_products = torch.einsum("ia,jb,ntiwjo->abntwo", at, at, blocks).reshape(TILE * TILE, n * th * tw, -1)
+        need_x, need_weight, need_bias = ctx.needs_input_grad
+        grad_x = grad_weight = grad_bias = None
+        if need_weight:
+            grad_u = torch.bmm(_input_transform(x, bt).transpose(1, 2), grad_products)  # (36, C, O)
+            grad_weight = torch.einsum("ia,jb,ijco->ocab", g, g, grad_u.view(TILE, TILE, c, -1))
+        if need_x:
+            grad_v = torch.bmm(grad_products, _weight_transform(weight, g).transpose(1, 2))  # (36, P, C)
+            tiles = torch.einsum("ia,jb,ijntwc->ntawbc", bt, bt, grad_v.view(TILE, TILE, n, th, tw, c))
+            grad_x = _fold_tiles(tiles).permute(0, 3, 1, 2)
+        if need_bias and ctx.has_bias:
+            grad_bias = grad.sum((0, 2, 3))
+        return grad_x, grad_weight, grad_bias
+
+
+def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias)`` for a 3×3 kernel, stride 1, no padding (pad ``x`` first), by
+    Winograd F(4×4, 3×3): ``x`` (N, C, H, W) with H − 2 and W − 2 multiples of 4, ``weight``
+    (O, C, 3, 3), both of one floating dtype (genlab calls it for fp32) → (N, O, H − 2, W − 2),
+    channels-last. Channels-last ``x`` is read without a copy."""
+    if weight.shape[-2:] != (3, 3) or (x.shape[-2] - 2) % BLOCK or (x.shape[-1] - 2) % BLOCK:
+        raise ValueError(f"winograd_conv3x3: needs a 3×3 kernel and an input whose height and width are 2 more "
+                         f"than a multiple of {BLOCK}; got input {tuple(x.shape)}, weight {tuple(weight.shape)}")
+    return _Winograd3x3.apply(x, weight, bias)
