@@ -1,6 +1,7 @@
 """Where a train step's time goes: ``torch.profiler`` over a few genlab train steps of one config.
 
-    python benchmarks/profile_step.py CONFIG [key=value ...] [--steps 3] [--threads 1] [--compile [--kernel-names]] [--conv-shapes] [--op-shapes OP]
+    python benchmarks/profile_step.py CONFIG [key=value ...] [--steps 3] [--threads 1]
+        [--compile [--kernel-names] | --plain] [--conv-shapes] [--op-shapes OP]
 
 The process keeps freed memory as ``genlab train`` does (``train.reuse_freed_memory``; profiles
 taken before 2026-12-05's change to this script include the page faults of glibc's default).
@@ -10,6 +11,13 @@ Prints seconds per step and the operators by self CPU time (BENCHMARKS.md, "Spee
 any operator's time per input shape (``aten::copy_`` found the weight-gradient layout copies), and
 ``--kernel-names`` (with ``--compile``) names inductor's fused kernels (``cpp_fused_…``), which is how
 the compiled steps' slow backward kernels were found (BENCHMARKS.md, CycleGAN speed).
+
+``--plain`` profiles the plain fp32 eager step that ``genlab bench`` times genlab against instead (the
+same networks with PyTorch's own layers, contiguous, pre-built batches, the C library's own allocator
+behaviour). Both modes end with the convolutions' share of the step (every ``aten::*conv*`` operator's
+self time). Dividing the plain step's seconds by genlab's convolution seconds gives the most genlab's
+step could gain over the plain one without faster convolutions: its bound if everything else took no
+time (BENCHMARKS.md, "What bounds the AVX2 ratios").
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from genlab import registry
-from genlab.bench.speed import prepared_model
+from genlab.bench.speed import plain_batch, prepared_model, prepared_plain_step
 from genlab.config import load_config
 from genlab.core.allocator import keep_freed_memory_if
 from genlab.core.hardware import cpu_info, resolve_precision
+from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
 
 
@@ -36,6 +45,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=15)
     parser.add_argument("--compile", action="store_true", help="profile the train.compile=true step")
+    parser.add_argument("--plain", action="store_true",
+                        help="profile genlab bench's plain fp32 eager step of the same networks instead")
     parser.add_argument("--conv-shapes", action="store_true", help="also list convolution time per input shape")
     parser.add_argument("--op-shapes", action="append", default=[], metavar="OP",
                         help="also list OP's time per input shape (e.g. aten::copy_; repeatable)")
@@ -47,13 +58,23 @@ def main() -> None:
         import torch._inductor.config as inductor_config
 
         inductor_config.cpp.enable_kernel_profile = True  # each cpp_fused_* kernel a profiler event
+    if args.plain and args.compile:
+        parser.error("--plain profiles the eager plain step; it takes no --compile")
     cfg = load_config(args.config, [*args.overrides, *(["train.compile=true"] if args.compile else [])])
-    keep_freed_memory_if(cfg.train.reuse_freed_memory)  # as genlab train does
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
-    model, step = prepared_model(cfg, data)
-    if args.compile:
-        model.compile_networks()
     index = torch.arange(min(cfg.train.batch_size, len(data)))
+    if args.plain:  # as genlab bench runs it: the C library's allocator behaviour, batches built beforehand
+        plain_step, batch = prepared_plain_step(args.config, args.overrides), plain_batch(data, index, SharedNoise(0))
+        if plain_step is None:
+            parser.error(f"{cfg.model.family} has no plain step to profile (genlab.bench.plain.PLAIN_STEPS)")
+
+        def step(index, totals):
+            plain_step(batch)
+    else:
+        keep_freed_memory_if(cfg.train.reuse_freed_memory)  # as genlab train does
+        model, step = prepared_model(cfg, data)
+        if args.compile:
+            model.compile_networks()
     for _ in range(2):
         step(index, {})
     started = time.perf_counter()
@@ -61,14 +82,22 @@ def main() -> None:
         for _ in range(args.steps):
             step(index, {})
     seconds = (time.perf_counter() - started) / args.steps
-    precision = resolve_precision(cfg.train.precision, torch.device("cpu"))[0]
+    precision = "fp32, the plain step" if args.plain else resolve_precision(cfg.train.precision, torch.device("cpu"))[0]
     print(f"{cpu_info().describe()}; {args.threads} thread(s); {precision}{'; compiled' if args.compile else ''}; "
           f"batch {len(index)}: {seconds:.3f} s per step (profiler on)")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    conv = convolution_seconds(prof) / args.steps
+    print(f"convolutions: {conv:.3f} s per step, {conv / seconds:.0%} of the step")
     if args.conv_shapes:
         print_conv_shapes(prof, args.steps)
     for op in args.op_shapes:
         print_op_shapes(prof, args.steps, op, args.rows)
+
+
+def convolution_seconds(prof) -> float:
+    """Self CPU seconds of every ATen convolution operator (forward, transposed, backward) in ``prof``."""
+    return sum(e.self_cpu_time_total for e in prof.key_averages()
+               if e.key.startswith("aten::") and "conv" in e.key) / 1e6
 
 
 def print_conv_shapes(prof, steps: int) -> None:
