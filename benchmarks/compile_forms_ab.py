@@ -17,7 +17,8 @@ resize-conv``), only the matrix-product form of convolutions with few output pix
 matmul``), only the leaky ReLU that saves its output (``--without leaky-relu``) or only the dropout
 that draws its mask from uniforms (``--without dropout``), only the instance norm's contiguous
 statistics for channels-last maps (``--without contiguous-norm``) or only the Winograd form of 3×3
-convolutions (``--without winograd``) turned off; the last three act in eager steps.
+convolutions (``--without winograd``) turned off; the last three act in eager steps (the Winograd
+form in compiled ones too).
 Their train steps on the same batch are timed in alternating blocks, so other load on the machine
 hits both alike, with freed memory kept as ``genlab train`` keeps it (``train.reuse_freed_memory``);
 prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md,
@@ -72,7 +73,7 @@ def without_contiguous_norm(model: nn.Module) -> int:
 
 
 def without_winograd(model: nn.Module) -> int:
-    """Turn off the eager Winograd form (:attr:`~genlab.nn.layers.PaddedConv2d.winograd`) in every
+    """Turn off the Winograd form (:attr:`~genlab.nn.layers.PaddedConv2d.winograd`) in every
     ``PaddedConv2d`` of ``model``; returns how many."""
     convs = [m for m in model.modules() if isinstance(m, PaddedConv2d)]
     for module in convs:

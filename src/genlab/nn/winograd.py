@@ -1,4 +1,4 @@
-"""3×3 stride-1 convolutions by Winograd's minimal filtering F(4×4, 3×3), for eager fp32 runs.
+"""3×3 stride-1 convolutions by Winograd's minimal filtering F(4×4, 3×3), for fp32 runs.
 
 Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", §4.2): each 4×4 block of
 the output is computed from a 6×6 tile of the input as Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so that a 3×3
@@ -14,8 +14,8 @@ convolutions, already at 70–90 % of the machine's fp32 peak, and oneDNN has no
 them there. The ResNet CycleGAN generator's residual convolutions (3×3, 128 → 128, 16×16 maps at
 64 px) are 60 % of its step; forward + backward of one at batch 8 took 16.0 ms this way against
 20.4 ms (1.28×; 1.04–1.12× at batch 4; capped to AVX2, one thread, EPYC;
-``benchmarks/winograd_ab.py``), and the whole eager step 1.10× less time
-(``benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml --eager --without winograd``).
+``benchmarks/winograd_ab.py``), and the whole step 1.10× less time eager and 1.22× compiled
+(``benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [--eager] --without winograd``).
 
 Precision: the transforms' constants (up to 8 and 1/24) cost digits. Against ``F.conv2d`` in fp32 the
 largest differences were 2.7e-5 for outputs of magnitude ~3 (relative ~1e-5) and 1.5e-3 for weight
