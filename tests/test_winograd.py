@@ -85,12 +85,12 @@ def calls(monkeypatch):
 @pytest.mark.parametrize("padding_mode", ["reflect", "zeros"])
 def test_padded_conv_uses_winograd_for_eager_fp32_channels_last_maps(calls, padding_mode):
     torch.manual_seed(0)
-    conv = PaddedConv2d(64, 64, 3, 1, 1, padding_mode=padding_mode).to(memory_format=CL)
-    reference = torch.nn.Conv2d(64, 64, 3, 1, 1, padding_mode=padding_mode)
+    conv = PaddedConv2d(128, 128, 3, 1, 1, padding_mode=padding_mode).to(memory_format=CL)
+    reference = torch.nn.Conv2d(128, 128, 3, 1, 1, padding_mode=padding_mode)
     reference.load_state_dict(conv.state_dict())
-    x = torch.randn(4, 64, 8, 32).to(memory_format=CL)  # 1,024 output pixels
+    x = torch.randn(4, 128, 8, 32).to(memory_format=CL)  # 1,024 output pixels
     out = conv(x)
-    assert calls == [(4, 64, 10, 34)]  # padded first
+    assert calls == [(4, 128, 10, 34)]  # padded first
     assert out.is_contiguous(memory_format=CL) and relative_error(out, reference(x)) < 1e-4
 
 
@@ -98,7 +98,7 @@ def test_padded_conv_uses_winograd_for_eager_fp32_channels_last_maps(calls, padd
                                   "bf16 autocast", "stride"])
 def test_padded_conv_keeps_conv2d_otherwise(calls, case):
     """Each case changes one thing of an eligible layer ("eligible": the control, which uses the form)."""
-    channels, size, stride = (32 if case == "few channels" else 64), (10 if case == "size" else 8), (2 if case == "stride" else 1)
+    channels, size, stride = (64 if case == "few channels" else 128), (10 if case == "size" else 8), (2 if case == "stride" else 1)
     conv = PaddedConv2d(channels, channels, 3, stride, 1, padding_mode="reflect")
     if case == "switched off":
         conv.winograd = False
@@ -118,8 +118,8 @@ def test_padded_conv_keeps_conv2d_otherwise(calls, case):
 
 
 def test_direct_convolutions_turns_the_form_off_inside_the_block_only(calls):
-    conv = PaddedConv2d(64, 64, 3, 1, 1).to(memory_format=CL)
-    x = torch.randn(16, 64, 8, 8).to(memory_format=CL)
+    conv = PaddedConv2d(128, 128, 3, 1, 1).to(memory_format=CL)
+    x = torch.randn(16, 128, 8, 8).to(memory_format=CL)
     with pytest.raises(RuntimeError, match="inside"), layers.direct_convolutions():
         assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1))
         raise RuntimeError("inside")
@@ -130,8 +130,8 @@ def test_direct_convolutions_turns_the_form_off_inside_the_block_only(calls):
 
 def test_compiled_padded_conv_uses_winograd_too(calls):
     torch.manual_seed(0)
-    conv = PaddedConv2d(64, 64, 3, 1, 1, padding_mode="reflect").to(memory_format=CL)
-    x = torch.randn(16, 64, 8, 8).to(memory_format=CL).requires_grad_()
+    conv = PaddedConv2d(128, 128, 3, 1, 1, padding_mode="reflect").to(memory_format=CL)
+    x = torch.randn(16, 128, 8, 8).to(memory_format=CL).requires_grad_()
     eager = conv(x)
     eager_grads = torch.autograd.grad(eager.square().sum(), (x, conv.weight))
     compiled = torch.compile(conv, dynamic=False, backend="aot_eager")(x)  # the compile-time branch, no codegen

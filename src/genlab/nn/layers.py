@@ -203,7 +203,7 @@ class PaddedConv2d(nn.Conv2d):
     an fp32 channels-last map (not under autocast) with at least :attr:`winograd_min_channels` input
     and output channels and :attr:`winograd_min_pixels` output pixels, whose height and width are
     multiples of 4, runs as :func:`genlab.nn.winograd.winograd_conv3x3` after its padding: the ResNet
-    generator's residual layers, the 128 → 64 resize-convolution up-block. Its values differ from
+    generator's residual layers (128 channels at ngf 32). Its values differ from
     ``F.conv2d``'s by ~1e-5 relative (that module's docstring). Capped to AVX2 (one thread, EPYC) it
     makes the ResNet-6 CycleGAN step 1.10× faster eager and 1.22× compiled.
     """
@@ -219,11 +219,13 @@ class PaddedConv2d(nn.Conv2d):
     winograd = True
     #: fewest input and output channels, and output pixels in the batch (batch × height × width), for
     #: the Winograd form. Forward + backward against ``nn.Conv2d``, capped to AVX2, one thread, EPYC
-    #: (``benchmarks/winograd_ab.py``, which lists more): 128 → 128 at 16×16, batches 4 and 8,
-    #: 1.04–1.28×; 64 → 64 at 32×32, batch 4, 1.16×; 64 → 32 at 64×64 0.79×; 128 → 128 at 16×16,
-    #: batch 2 (512 pixels) 0.74×; 256 → 128 at 8×8, batch 8, 0.83×; 512 → 256 at 4×4 0.29× (the
-    #: weight's transform, C × O × 36 values, outweighs few pixels)
-    winograd_min_channels = 64
+    #: (``benchmarks/winograd_ab.py``, which lists more): 128 → 128 at 16×16, batch 8, 1.28–1.37×,
+    #: batch 4 0.94–1.12× eager (compiled, the whole ResNet-6 step gains more with those layers than
+    #: without: 1.27× against 1.15×); batch 2 (512 pixels) 0.74×; with 64 channels on a side the gains
+    #: were small or losses (64 → 64 and 128 → 64 at 32×32 1.03–1.16×, 256 → 64 at 16×16 0.89–1.09×:
+    #: the U-Net recipe's compiled step ran 0.98–0.99× with those layers); 512 → 256 at 4×4 0.29×
+    #: (the weight's transform, C × O × 36 values, outweighs few pixels)
+    winograd_min_channels = 128
     winograd_min_pixels = 1024
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
