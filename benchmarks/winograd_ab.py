@@ -4,7 +4,7 @@ bounds the AVX2 ratios"; the thresholds of ``PaddedConv2d.winograd_min_channels`
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/winograd_ab.py [--threads 1] [--reps 15]
 
 For each (batch, input → output channels, output size) — the ResNet CycleGAN generator's residual
-layer at its batches of 4 and 8, the resize-convolution up-blocks (the U-Net recipe's 256 → 64 at
+layer at its batches of 4 and 8 (and at the paper's 256 px, ngf 64, batch 1), the resize-convolution up-blocks (the U-Net recipe's 256 → 64 at
 16×16), a U-Net's small maps — forward +
 backward of a 3×3 stride-1 convolution of a channels-last fp32 map, as ``nn.Conv2d`` and as
 :func:`genlab.nn.winograd.winograd_conv3x3`, median of ``--reps`` after 3 warm-ups; and the largest
@@ -22,7 +22,8 @@ from genlab.core.hardware import cpu_info
 from genlab.nn.winograd import winograd_conv3x3
 
 #: (batch, input channels, output channels, output height = width)
-SHAPES = [(4, 128, 128, 16), (8, 128, 128, 16), (2, 128, 128, 16), (1, 128, 128, 16), (32, 128, 128, 8),
+SHAPES = [(4, 128, 128, 16), (8, 128, 128, 16), (16, 128, 128, 16), (2, 128, 128, 16), (1, 128, 128, 16),
+          (32, 128, 128, 8), (1, 256, 256, 64),
           (4, 128, 64, 32), (8, 128, 64, 32), (4, 64, 64, 32), (4, 64, 32, 64), (4, 256, 64, 16), (8, 256, 64, 16),
           (8, 256, 128, 8), (8, 256, 256, 8), (8, 512, 256, 4)]
 

@@ -221,10 +221,11 @@ class PaddedConv2d(nn.Conv2d):
     #: the Winograd form. Forward + backward against ``nn.Conv2d``, capped to AVX2, one thread, EPYC
     #: (``benchmarks/winograd_ab.py``, which lists more): 128 → 128 at 16×16, batch 8, 1.28–1.37×,
     #: batch 4 0.94–1.12× eager (compiled, the whole ResNet-6 step gains more with those layers than
-    #: without: 1.27× against 1.15×); batch 2 (512 pixels) 0.74×; with 64 channels on a side the gains
-    #: were small or losses (64 → 64 and 128 → 64 at 32×32 1.03–1.16×, 256 → 64 at 16×16 0.89–1.09×:
-    #: the U-Net recipe's compiled step ran 0.98–0.99× with those layers); 512 → 256 at 4×4 0.29×
-    #: (the weight's transform, C × O × 36 values, outweighs few pixels)
+    #: without: 1.27× against 1.15×), batch 2 (512 pixels) 0.73×; 256 → 256 at 64×64, batch 1 (the
+    #: paper's 256 px), 1.90×; with 64 channels on a side the gains were small or losses (64 → 64 and
+    #: 128 → 64 at 32×32 1.12–1.19×, 256 → 64 at 16×16 0.89–1.09×: the U-Net recipe's compiled step
+    #: ran 0.98–0.99× with those layers); 512 → 256 at 4×4 0.27× (the weight's transform, C × O × 36
+    #: values, outweighs few pixels)
     winograd_min_channels = 128
     winograd_min_pixels = 1024
 
