@@ -14,7 +14,7 @@ convolutions, already at 70–90 % of the machine's fp32 peak, and oneDNN has no
 them there. The ResNet CycleGAN generator's residual convolutions (3×3, 128 → 128, 16×16 maps at
 64 px) are 60 % of its step; forward + backward of one at batch 8 took 15.8 ms this way against
 20.4 ms (1.29×; 0.94–1.12× at batch 4, 1.90× at the paper's 256 px; capped to AVX2, one thread, EPYC;
-``benchmarks/winograd_ab.py``), and the whole step 1.10× less time eager and 1.22× compiled
+``benchmarks/winograd_ab.py``), and the whole step ran 1.10× faster eager and 1.27× compiled
 (``benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [--eager] --without winograd``).
 
 Precision: the transforms' constants (up to 8 and 1/24) cost digits. Against ``F.conv2d`` in fp32 the
