@@ -65,7 +65,7 @@ def _fold_tiles(tiles: torch.Tensor) -> torch.Tensor:
     rows[:, :th] += tiles[:, :, :BLOCK]
     rows[:, 1:, :TILE - BLOCK] += tiles[:, :, BLOCK:]
     rows = rows.view(n, BLOCK * (th + 1), tw, TILE, c)
-    grid = tiles.new_zeros(n, BLOCK * (th + 1), tw + 1, BLOCK, c)
+    grid = rows.new_zeros(n, BLOCK * (th + 1), tw + 1, BLOCK, c)
     grid[:, :, :tw] += rows[:, :, :, :BLOCK]
     grid[:, :, 1:, :TILE - BLOCK] += rows[:, :, :, BLOCK:]
     return grid.view(n, BLOCK * (th + 1), BLOCK * (tw + 1), c)[:, :BLOCK * th + 2, :BLOCK * tw + 2].contiguous()
@@ -79,9 +79,10 @@ class _Winograd3x3(torch.autograd.Function):
         th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
         products = torch.bmm(_input_transform(x, bt), _weight_transform(weight, g))  # (36, P, O)
         y = torch.einsum("ia,jb,abntwo->ntiwjo", at, at, products.view(TILE, TILE, n, th, tw, -1))
+        del products  # each buffer freed as soon as it is used: transients are several maps large
         y = y.reshape(n, BLOCK * th, BLOCK * tw, -1)
         if bias is not None:
-            y = y + bias
+            y = y.add_(bias) if y.is_contiguous() else y + bias
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return y.permute(0, 3, 1, 2)  # (N, O, H − 2, W − 2), channels-last
@@ -101,7 +102,9 @@ class _Winograd3x3(torch.autograd.Function):
             grad_weight = torch.einsum("ia,jb,ijco->ocab", g, g, grad_u.view(TILE, TILE, c, -1))
         if need_x:
             grad_v = torch.bmm(grad_products, _weight_transform(weight, g).transpose(1, 2))  # (36, P, C)
+            del grad_products
             tiles = torch.einsum("ia,jb,ijntwc->ntawbc", bt, bt, grad_v.view(TILE, TILE, n, th, tw, c))
+            del grad_v
             grad_x = _fold_tiles(tiles).permute(0, 3, 1, 2)
         if need_bias and ctx.has_bias:
             grad_bias = grad.sum((0, 2, 3))
