@@ -55,30 +55,14 @@ def without_polyphase(model: nn.Module) -> int:
     return len(thin)
 
 
-def without_matmul(model: nn.Module) -> int:
-    """Turn off :func:`~genlab.nn.layers.matmul_conv2d` in every ``PaddedConv2d`` of ``model``; returns how many."""
-    convs = [m for m in model.modules() if isinstance(m, PaddedConv2d)]
-    for module in convs:
-        module.matmul_max_rows = 0  # an instance attribute shadows the class's
-    return len(convs)
-
-
-def without_contiguous_norm(model: nn.Module) -> int:
-    """Normalise every :class:`~genlab.nn.layers.InstanceNorm` of ``model`` in the map's own layout
-    (its eager contiguous-layout statistics off); returns how many."""
-    norms = [m for m in model.modules() if isinstance(m, InstanceNorm)]
-    for module in norms:
-        module.contiguous_statistics = False  # an instance attribute shadows the class's
-    return len(norms)
-
-
-def without_winograd(model: nn.Module) -> int:
-    """Turn off the Winograd form (:attr:`~genlab.nn.layers.PaddedConv2d.winograd`) in every
-    ``PaddedConv2d`` of ``model``; returns how many."""
-    convs = [m for m in model.modules() if isinstance(m, PaddedConv2d)]
-    for module in convs:
-        module.winograd = False  # an instance attribute shadows the class's
-    return len(convs)
+def with_setting(model: nn.Module, kind: type[nn.Module], attribute: str, value) -> int:
+    """Set ``attribute`` to ``value`` on every ``kind`` module of ``model``, as an instance attribute that
+    shadows the class's switch (``PaddedConv2d.matmul_max_rows`` / ``.winograd``,
+    ``InstanceNorm.contiguous_statistics``); returns how many."""
+    modules = [m for m in model.modules() if isinstance(m, kind)]
+    for module in modules:
+        setattr(module, attribute, value)
+    return len(modules)
 
 
 #: --without choice → (the baseline model's name, what turns its forms off, what the count is of)
@@ -87,11 +71,15 @@ WITHOUT = {
     "polyphase": ("no polyphase", without_polyphase, "layers without their polyphase form"),
     "resize-conv": ("no resize-conv", partial(as_pytorch_layers, only=NearestResizeConv),
                     "resize-convolution blocks turned into nn.Sequential"),
-    "matmul": ("no matmul", without_matmul, "PaddedConv2d layers without their matrix-product form"),
+    "matmul": ("no matmul", partial(with_setting, kind=PaddedConv2d, attribute="matmul_max_rows", value=0),
+               "PaddedConv2d layers without their matrix-product form"),
     "leaky-relu": ("mask leaky relu", partial(as_pytorch_layers, only=LeakyReLU), "leaky ReLUs turned into nn.LeakyReLU"),
     "dropout": ("bernoulli dropout", partial(as_pytorch_layers, only=Dropout), "dropouts turned into nn.Dropout"),
-    "contiguous-norm": ("channels-last norm", without_contiguous_norm, "instance norms in the map's own layout"),
-    "winograd": ("oneDNN 3x3", without_winograd, "PaddedConv2d layers without their Winograd form"),
+    "contiguous-norm": ("channels-last norm",
+                        partial(with_setting, kind=InstanceNorm, attribute="contiguous_statistics", value=False),
+                        "instance norms in the map's own layout"),
+    "winograd": ("oneDNN 3x3", partial(with_setting, kind=PaddedConv2d, attribute="winograd", value=False),
+                 "PaddedConv2d layers without their Winograd form"),
 }
 
 

@@ -5,9 +5,10 @@ the same either way) that computes the same function faster: most only when comp
 (:class:`~genlab.nn.layers.PaddedConv2d`, :class:`~genlab.nn.layers.NearestUpsample2x`,
 :class:`~genlab.nn.layers.NearestResizeConv`, :class:`~genlab.nn.activations.LeakyReLU`), the
 dropout (:class:`~genlab.nn.dropout.Dropout`) and ``PaddedConv2d``'s Winograd form for fp32 3×3
-layers (:mod:`genlab.nn.winograd`, equal to ~1e-5 relative) also in eager runs. :func:`as_pytorch_layers` turns
-them back into PyTorch's layers: ``genlab bench``'s plain fp32 loop runs the textbook layers that
-way, and ``benchmarks/compile_forms_ab.py`` times a step with and without a form.
+layers (:mod:`genlab.nn.winograd`, equal to ~1e-5 relative) also in eager runs.
+:func:`as_pytorch_layers` turns them back into PyTorch's layers: ``genlab bench``'s plain fp32 loop
+runs the textbook layers that way, and ``benchmarks/compile_forms_ab.py`` times a step with and
+without a form.
 """
 
 from __future__ import annotations
