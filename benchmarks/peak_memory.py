@@ -19,6 +19,7 @@ import torch
 
 from genlab.config import load_config
 from genlab.core.allocator import keep_freed_memory_if
+from genlab.nn.layers import reuse_winograd_weights
 from genlab.train.distributed import DistContext
 from genlab.train.loop import Trainer, peak_rss_mb
 
@@ -35,7 +36,8 @@ def main() -> None:
         batches = epoch_batches(len(trainer.train_data), cfg.train.batch_size, seed=0, epoch=0)
         for step, index in enumerate(batches[:5]):
             batch = trainer.train_data.batch(index, trainer.noise, torch.device("cpu"))
-            trainer.model.train_step(in_memory_format(batch, trainer.memory_format), step)
+            with reuse_winograd_weights():  # as the training loop runs a step
+                trainer.model.train_step(in_memory_format(batch, trainer.memory_format), step)
     print(json.dumps({"config": config_path, "overrides": sys.argv[2:], "batch_size": cfg.train.batch_size,
                       "train_images": len(trainer.train_data), "peak_rss_mib": round(peak_rss_mb())}))
 

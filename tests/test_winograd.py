@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import genlab.nn.layers as layers
 from genlab.nn.layers import PaddedConv2d
-from genlab.nn.winograd import winograd_conv3x3
+from genlab.nn.winograd import winograd_conv3x3, winograd_weight
 
 CL = torch.channels_last
 
@@ -47,12 +47,24 @@ def test_backward_is_exact_in_float64():
 
 
 def test_keeps_only_input_and_weight_for_backward():
-    """Like nn.Conv2d it saves x and the weight (the transforms are recomputed), not ~4.5 output-sized maps."""
+    """Like nn.Conv2d it saves x and the weight (the transforms are recomputed), not ~4.5 output-sized maps;
+    a weight transform passed in is kept (its caller holds it anyway) instead of being recomputed."""
     x = torch.randn(2, 8, 10, 10).to(memory_format=CL).requires_grad_()
     weight = torch.randn(8, 8, 3, 3, requires_grad=True)
-    out = winograd_conv3x3(x, weight, torch.zeros(8, requires_grad=True))
-    saved = out.grad_fn.saved_tensors
-    assert [t.shape for t in saved] == [x.shape, weight.shape]
+    x_saved, weight_saved, transform_saved = winograd_conv3x3(x, weight, torch.zeros(8)).grad_fn.saved_tensors
+    assert (x_saved.shape, weight_saved.shape, transform_saved) == (x.shape, weight.shape, None)
+    transformed = winograd_weight(weight)
+    out = winograd_conv3x3(x, weight, None, transformed)
+    assert out.grad_fn.saved_tensors[2] is transformed
+    grads = torch.autograd.grad(out.square().sum(), (x, weight))
+    expected = torch.autograd.grad(F.conv2d(x, weight).square().sum(), (x, weight))
+    assert all(relative_error(g, e) < 1e-4 for g, e in zip(grads, expected))
+
+
+def test_refuses_a_transform_of_another_weight():
+    weight = torch.randn(8, 4, 3, 3)
+    with pytest.raises(ValueError, match=r"transformed must be winograd_weight\(weight\), shape \(36, 8, 4\)"):
+        winograd_conv3x3(torch.randn(1, 4, 6, 6), weight, None, winograd_weight(weight.transpose(0, 1)))
 
 
 def test_gradient_only_for_what_needs_one():
@@ -140,3 +152,60 @@ def test_compiled_padded_conv_uses_winograd_too(calls):
     assert relative_error(compiled, eager) < 1e-5
     for got, want in zip(compiled_grads, eager_grads):
         assert relative_error(got, want) < 1e-4
+
+
+@pytest.fixture
+def transforms(monkeypatch):
+    """Counts PaddedConv2d's weight transforms."""
+    made = []
+    real = layers.winograd_weight
+
+    def counting(weight):
+        made.append(weight.shape)
+        return real(weight)
+
+    monkeypatch.setattr(layers, "winograd_weight", counting)
+    return made
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_reuse_block_transforms_each_weight_once_per_optimizer_step(transforms, fused):
+    """Inside reuse_winograd_weights: one transform for several calls and their backward, a new one after
+    any optimizer step (fused Adam does not count up the weight's version), and the same values as
+    without the block, bit for bit; after the block nothing is kept."""
+    torch.manual_seed(0)
+    conv = PaddedConv2d(128, 128, 3, 1, 1).to(memory_format=CL)
+    twin = PaddedConv2d(128, 128, 3, 1, 1).to(memory_format=CL)
+    twin.load_state_dict(conv.state_dict())
+    x = torch.randn(16, 128, 8, 8).to(memory_format=CL)  # 1,024 output pixels: eligible
+
+    def steps(layer, optimizer):
+        outs = []
+        for _ in range(2):  # e.g. a GAN's two generator steps: call, call, step, then again
+            out = layer(x) + layer(x.flip(-1))
+            outs.append(out.detach())
+            optimizer.zero_grad()
+            out.square().mean().backward()
+            optimizer.step()
+        return outs
+
+    with layers.reuse_winograd_weights():
+        reused = steps(conv, torch.optim.Adam(conv.parameters(), lr=0.1, fused=fused))
+    assert len(transforms) == 2 and conv._winograd_cache is None
+    plain = steps(twin, torch.optim.Adam(twin.parameters(), lr=0.1, fused=fused))
+    assert len(transforms) == 2  # outside the block each call transforms inside winograd_conv3x3
+    assert all(torch.equal(a, b) for a, b in zip(reused, plain)) and torch.equal(conv.weight, twin.weight)
+
+
+def test_reuse_block_sees_in_place_writes_and_nesting(transforms):
+    conv = PaddedConv2d(128, 128, 3, 1, 1).to(memory_format=CL)
+    x = torch.randn(16, 128, 8, 8).to(memory_format=CL)
+    with layers.reuse_winograd_weights():
+        conv(x)
+        with layers.reuse_winograd_weights():
+            conv(x)
+        conv(x)  # the inner block's end drops nothing
+        assert len(transforms) == 1
+        conv.load_state_dict({name: torch.randn_like(value) for name, value in conv.state_dict().items()})
+        assert relative_error(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1)) < 1e-4
+    assert len(transforms) == 2

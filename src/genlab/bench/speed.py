@@ -42,7 +42,7 @@ from genlab.core.noise import SharedNoise
 from genlab.data.datasets import load_source
 from genlab.data.sources import in_memory_format
 from genlab.nn.forms import as_pytorch_layers
-from genlab.nn.layers import direct_convolutions
+from genlab.nn.layers import direct_convolutions, reuse_winograd_weights
 from genlab.registry import build_model
 
 CPU = torch.device("cpu")
@@ -154,7 +154,8 @@ def prepared_model(cfg, data):
     def step(index: torch.Tensor, totals: dict[str, float]) -> None:
         with _timer(totals, "genlab_data"):
             batch = in_memory_format(data.batch(index, model.noise, CPU), layout)
-        model.train_step(batch, done[0])
+        with reuse_winograd_weights():  # as the training loop runs a step
+            model.train_step(batch, done[0])
         done[0] += 1
 
     return model, step

@@ -83,50 +83,70 @@ def _fold_tiles(tiles: torch.Tensor) -> torch.Tensor:
 
 class _Winograd3x3(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, transformed):
         bt, gg, at = _matrices(x.device, x.dtype)
         n, _, h, w = x.shape
         th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
-        products = torch.bmm(_input_transform(x, bt), _weight_transform(weight, gg).transpose(1, 2))  # (36, P, O)
+        u = _weight_transform(weight, gg) if transformed is None else transformed
+        products = torch.bmm(_input_transform(x, bt), u.transpose(1, 2))  # (36, P, O)
+        del u
         y = torch.einsum("ia,jb,abntwo->ntiwjo", at, at, products.view(TILE, TILE, n, th, tw, -1))
         del products  # each buffer freed as soon as it is used: transients are several maps large
         y = y.reshape(n, BLOCK * th, BLOCK * tw, -1)
         if bias is not None:
             y = y.add_(bias) if y.is_contiguous() else y + bias
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(x, weight, transformed)  # a given transform is kept by its caller anyway
         ctx.has_bias = bias is not None
         return y.permute(0, 3, 1, 2)  # (N, O, H − 2, W − 2), channels-last
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
+        x, weight, transformed = ctx.saved_tensors
         bt, gg, at = _matrices(x.device, x.dtype)
         n, c, h, w = x.shape
         th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
         blocks = grad.permute(0, 2, 3, 1).reshape(n, th, BLOCK, tw, BLOCK, -1)  # (N, th, 4, tw, 4, O)
         grad_products = torch.einsum("ia,jb,ntiwjo->abntwo", at, at, blocks).reshape(TILE * TILE, n * th * tw, -1)
-        need_x, need_weight, need_bias = ctx.needs_input_grad
+        need_x, need_weight, need_bias, _ = ctx.needs_input_grad
         grad_x = grad_weight = grad_bias = None
         if need_weight:
             grad_u = torch.bmm(grad_products.transpose(1, 2), _input_transform(x, bt))  # (36, O, C)
             grad_weight = _weight_gradient(grad_u, gg)
         if need_x:
-            grad_v = torch.bmm(grad_products, _weight_transform(weight, gg))  # (36, P, C)
+            u = _weight_transform(weight, gg) if transformed is None else transformed
+            grad_v = torch.bmm(grad_products, u)  # (36, P, C)
+            del u
             del grad_products
             tiles = torch.einsum("ia,jb,ijntwc->ntawbc", bt, bt, grad_v.view(TILE, TILE, n, th, tw, c))
             del grad_v
             grad_x = _fold_tiles(tiles).permute(0, 3, 1, 2)
         if need_bias and ctx.has_bias:
             grad_bias = grad.sum((0, 2, 3))
-        return grad_x, grad_weight, grad_bias
+        return grad_x, grad_weight, grad_bias, None
 
 
-def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The Winograd transform G w Gᵀ of a 3×3 ``weight`` (O, C, 3, 3): (36, O, C), without autograd
+    history. Computed once, it can be passed to :func:`winograd_conv3x3` for every call until the
+    weight changes (``PaddedConv2d`` does: a CycleGAN step calls each generator three times)."""
+    if weight.shape[-2:] != (3, 3):
+        raise ValueError(f"winograd_weight: needs a 3×3 kernel; got weight {tuple(weight.shape)}")
+    with torch.no_grad():
+        return _weight_transform(weight, _matrices(weight.device, weight.dtype)[1])
+
+
+def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                     transformed: torch.Tensor | None = None) -> torch.Tensor:
     """``F.conv2d(x, weight, bias)`` for a 3×3 kernel, stride 1, no padding (pad ``x`` first), by
     Winograd F(4×4, 3×3): ``x`` (N, C, H, W) with H − 2 and W − 2 multiples of 4, ``weight``
     (O, C, 3, 3), both of one floating dtype (genlab calls it for fp32) → (N, O, H − 2, W − 2),
-    channels-last. Channels-last ``x`` is read without a copy."""
+    channels-last. Channels-last ``x`` is read without a copy. ``transformed``: the current weight's
+    :func:`winograd_weight`, if the caller keeps it (else it is computed, and again in the backward);
+    gradients still reach ``weight``."""
     if weight.shape[-2:] != (3, 3) or (x.shape[-2] - 2) % BLOCK or (x.shape[-1] - 2) % BLOCK:
         raise ValueError(f"winograd_conv3x3: needs a 3×3 kernel and an input whose height and width are 2 more "
                          f"than a multiple of {BLOCK}; got input {tuple(x.shape)}, weight {tuple(weight.shape)}")
-    return _Winograd3x3.apply(x, weight, bias)
+    if transformed is not None and transformed.shape != (TILE * TILE, *weight.shape[:2]):
+        raise ValueError(f"winograd_conv3x3: transformed must be winograd_weight(weight), shape "
+                         f"{(TILE * TILE, *weight.shape[:2])}; got {tuple(transformed.shape)}")
+    return _Winograd3x3.apply(x, weight, bias, transformed)

@@ -44,6 +44,7 @@ from genlab.data.datasets import load_source
 from genlab.data.sources import DataSource, epoch_batches, in_memory_format, iterate_eval_batches
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel, NonFiniteLoss, load_optimizer_state
+from genlab.nn.layers import reuse_winograd_weights
 from genlab.runs import copy_weights, latest_checkpoint, load_state_into
 from genlab.train.distributed import DistContext
 from genlab.viz.grids import save_image_grid
@@ -332,7 +333,8 @@ class Trainer:
             n = len(batches[b])
             step_started = time.perf_counter()
             try:
-                out = self.model.train_step(batch, st.step)
+                with reuse_winograd_weights():  # each Winograd weight transformed once per optimizer step
+                    out = self.model.train_step(batch, st.step)
                 if self._compiling and ctx.is_main:
                     log.info("first step (compiling, train.compile): %.1f s", time.perf_counter() - step_started)
                 self._compiling = False
