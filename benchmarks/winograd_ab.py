@@ -7,7 +7,9 @@ For each (batch, input → output channels, output size) — the ResNet CycleGAN
 layer at its batches of 4 and 8 (and at the paper's 256 px, ngf 64, batch 1), the resize-convolution up-blocks (the U-Net recipe's 256 → 64 at
 16×16), a U-Net's small maps — forward +
 backward of a 3×3 stride-1 convolution of a channels-last fp32 map, as ``nn.Conv2d`` and as
-:func:`genlab.nn.winograd.winograd_conv3x3`, median of ``--reps`` after 3 warm-ups; and the largest
+:func:`genlab.nn.winograd.winograd_conv3x3` (with its weight's transform computed in each call, and
+reused as :func:`genlab.nn.layers.reuse_winograd_weights` does in a train step), median of
+``--reps`` after 3 warm-ups; and the largest
 difference of the output and of the input and weight gradients, relative to the largest value.
 """
 
@@ -19,7 +21,7 @@ import time
 import torch
 
 from genlab.core.hardware import cpu_info
-from genlab.nn.winograd import winograd_conv3x3
+from genlab.nn.winograd import winograd_conv3x3, winograd_weight
 
 #: (batch, input channels, output channels, output height = width)
 SHAPES = [(4, 128, 128, 16), (8, 128, 128, 16), (16, 128, 128, 16), (2, 128, 128, 16), (1, 128, 128, 16),
@@ -54,8 +56,11 @@ def compare(batch: int, c_in: int, c_out: int, size: int, reps: int) -> str:
               for a, b in zip((out, *grads[:2]), (expected, *expected_grads[:2]))]
     direct = median_ms(lambda: conv(x).backward(grad), reps)
     winograd = median_ms(lambda: winograd_conv3x3(*inputs).backward(grad), reps)
+    transformed = winograd_weight(conv.weight)  # as in a train step: once per optimizer step, not per call
+    reused = median_ms(lambda: winograd_conv3x3(*inputs, transformed).backward(grad), reps)
     return (f"| {batch} | {c_in} → {c_out} | {size}×{size} | {batch * size * size:,} | {direct:.2f} | {winograd:.2f} | "
-            f"**{direct / winograd:.2f}×** | {errors[0]:.0e} / {errors[1]:.0e} / {errors[2]:.0e} |")
+            f"**{direct / winograd:.2f}×** | {reused:.2f} | **{direct / reused:.2f}×** | "
+            f"{errors[0]:.0e} / {errors[1]:.0e} / {errors[2]:.0e} |")
 
 
 def main() -> None:
@@ -66,8 +71,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"{cpu_info().describe()}; {args.threads} thread(s); fp32, channels-last\n")
-    print("| batch | channels | output | output pixels | nn.Conv2d ms | Winograd ms | × | relative error: output / "
-          "input grad / weight grad |\n|---|---|---|---|---|---|---|---|")
+    print("| batch | channels | output | output pixels | nn.Conv2d ms | Winograd ms | × | the same, weight transform "
+          "reused, ms | × | relative error: output / input grad / weight grad |\n|---|---|---|---|---|---|---|---|---|---|")
     for shape in SHAPES:
         print(compare(*shape, args.reps), flush=True)
 

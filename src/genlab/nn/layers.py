@@ -205,9 +205,10 @@ class PaddedConv2d(nn.Conv2d):
     an fp32 channels-last map (not under autocast) with at least :attr:`winograd_min_channels` input
     and output channels and :attr:`winograd_min_pixels` output pixels, whose height and width are
     multiples of 4, runs as :func:`genlab.nn.winograd.winograd_conv3x3` after its padding: the ResNet
-    generator's residual layers (128 channels at ngf 32). Its values differ from
-    ``F.conv2d``'s by ~1e-5 relative (that module's docstring). Capped to AVX2 (one thread, EPYC) it
-    makes the ResNet-6 CycleGAN step 1.10× faster eager and 1.27× compiled.
+    generator's residual layers (128 channels at ngf 32) and the U-Net's 64-channel resize-convolutions.
+    Its values differ from ``F.conv2d``'s by ~1e-5 relative (that module's docstring). Capped to AVX2
+    (one thread, EPYC) it makes the ResNet-6 CycleGAN step faster, eager and compiled (BENCHMARKS.md,
+    "What bounds the AVX2 ratios").
     """
 
     #: output pixels in the batch (batch × height × width) up to which the compile-time form is
@@ -220,16 +221,15 @@ class PaddedConv2d(nn.Conv2d):
     #: fp32 runs compute eligible 3×3 layers by Winograd F(4×4, 3×3) (``False``: ``F.conv2d``)
     winograd = True
     #: fewest input and output channels, and output pixels in the batch (batch × height × width), for
-    #: the Winograd form. Forward + backward against ``nn.Conv2d``, capped to AVX2, one thread, EPYC
-    #: (``benchmarks/winograd_ab.py``, which lists more): 128 → 128 at 16×16, batch 8, 1.28–1.37×,
-    #: batch 4 0.94–1.12× eager (compiled, the whole ResNet-6 step gains more with those layers than
-    #: without: 1.27× against 1.15×), batch 2 (512 pixels) 0.73×; 256 → 256 at 64×64, batch 1 (the
-    #: paper's 256 px), 1.90×; with 64 channels on a side the gains were small or losses (64 → 64 and
-    #: 128 → 64 at 32×32 1.12–1.19×, 256 → 64 at 16×16 0.89–1.09×: the U-Net recipe's compiled step
-    #: ran 0.98–0.99× with those layers); 512 → 256 at 4×4 0.27× (the weight's transform, C × O × 36
-    #: values, outweighs few pixels)
-    winograd_min_channels = 128
-    winograd_min_pixels = 1024
+    #: the Winograd form. Forward + backward against ``nn.Conv2d``, the weight's transform reused as in
+    #: a train step, capped to AVX2, one thread, EPYC (``benchmarks/winograd_ab.py``, which lists more):
+    #: 128 → 128 at 16×16 1.59× at batch 4, 1.38× at batch 2 (512 pixels), 1.21× at batch 1; 64 → 64
+    #: and 128 → 64 at 32×32 1.22–1.34×, 256 → 64 at 16×16 1.34–1.42×, 256 → 256 at 64×64 (the paper's
+    #: 256 px, batch 1) 2.41×; 64 → 32 at 64×64 0.81× and 512 → 256 at 4×4, batch 8 (128 pixels) 1.00×.
+    #: Lowered from 128 channels and 1,024 pixels once the transforms got faster: the U-Net recipe's
+    #: eager step 1.02× faster (its 64-channel resize-convolutions), compiled and ResNet-6 unchanged
+    winograd_min_channels = 64
+    winograd_min_pixels = 512
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         compiling = torch.compiler.is_compiling()
