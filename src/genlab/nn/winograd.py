@@ -89,48 +89,79 @@ def _fold_tiles(tiles: torch.Tensor) -> torch.Tensor:
     return grid.view(n, BLOCK * (th + 1), BLOCK * (tw + 1), c)[:, :BLOCK * th + 2, :BLOCK * tw + 2].contiguous()
 
 
-class _Winograd3x3(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias, transformed):
-        bt, gg, at = _matrices(x.device, x.dtype)
-        n, _, h, w = x.shape
-        th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
-        u = _weight_transform(weight, gg) if transformed is None else transformed
-        products = torch.bmm(_input_transform(x, bt), u.transpose(1, 2))  # (36, P, O)
-        del u
-        y = _both_axes(at, products.view(TILE, TILE, -1)).view(BLOCK, BLOCK, n, th, tw, -1)  # (4, 4, N, th, tw, O)
-        del products  # each buffer freed as soon as it is used: transients are several maps large
-        y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, BLOCK * th, BLOCK * tw, -1)
-        if bias is not None:
-            y = y.add_(bias) if y.is_contiguous() else y + bias
-        ctx.save_for_backward(x, weight, transformed)  # a given transform is kept by its caller anyway
-        ctx.has_bias = bias is not None
-        return y.permute(0, 3, 1, 2)  # (N, O, H − 2, W − 2), channels-last
+@torch.library.custom_op("genlab::winograd_conv3x3", mutates_args=())
+def _forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+             transformed: torch.Tensor | None) -> torch.Tensor:
+    """The forward pass: (N, C, H, W) → (N, O, H − 2, W − 2), channels-last. An operator of its own,
+    so that ``torch.compile`` calls it as it is instead of tracing it: inductor took ten times as long
+    to compile the ResNet generator with the traced form (218 s against 22 s, cold cache)."""
+    bt, gg, at = _matrices(x.device, x.dtype)
+    n, _, h, w = x.shape
+    th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
+    u = _weight_transform(weight, gg) if transformed is None else transformed
+    products = torch.bmm(_input_transform(x, bt), u.transpose(1, 2))  # (36, P, O)
+    del u
+    y = _both_axes(at, products.view(TILE, TILE, -1)).view(BLOCK, BLOCK, n, th, tw, -1)  # (4, 4, N, th, tw, O)
+    del products  # each buffer freed as soon as it is used: transients are several maps large
+    y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, BLOCK * th, BLOCK * tw, -1)
+    if bias is not None:
+        y = y.add_(bias) if y.is_contiguous() else y + bias
+    return y.permute(0, 3, 1, 2)
 
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight, transformed = ctx.saved_tensors
-        bt, gg, at = _matrices(x.device, x.dtype)
-        n, c, h, w = x.shape
-        th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
-        blocks = grad.permute(0, 2, 3, 1).reshape(n, th, BLOCK, tw, BLOCK, -1)  # (N, th, 4, tw, 4, O)
-        grad_products = _both_axes(at.t(), blocks.permute(2, 4, 0, 1, 3, 5)).view(TILE * TILE, n * th * tw, -1)
-        need_x, need_weight, need_bias, _ = ctx.needs_input_grad
-        grad_x = grad_weight = grad_bias = None
-        if need_weight:
-            grad_u = torch.bmm(grad_products.transpose(1, 2), _input_transform(x, bt))  # (36, O, C)
-            grad_weight = _weight_gradient(grad_u, gg)
-        if need_x:
-            u = _weight_transform(weight, gg) if transformed is None else transformed
-            grad_v = torch.bmm(grad_products, u)  # (36, P, C)
-            del u
-            del grad_products
-            tiles = torch.einsum("ia,jb,ijntwc->ntawbc", bt, bt, grad_v.view(TILE, TILE, n, th, tw, c))
-            del grad_v
-            grad_x = _fold_tiles(tiles).permute(0, 3, 1, 2)
-        if need_bias and ctx.has_bias:
-            grad_bias = grad.sum((0, 2, 3))
-        return grad_x, grad_weight, grad_bias, None
+
+@_forward.register_fake
+def _forward_shape(x, weight, bias, transformed):
+    n, _, h, w = x.shape
+    return x.new_empty(n, h - 2, w - 2, weight.shape[0]).permute(0, 3, 1, 2)
+
+
+@torch.library.custom_op("genlab::winograd_conv3x3_backward", mutates_args=())
+def _backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, transformed: torch.Tensor | None,
+              need_x: bool, need_weight: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of the input and the weight (an empty tensor for one not needed). Recomputes the
+    input's transform, and the weight's unless ``transformed`` is given, as a convolution's
+    backward recomputes from the input and the weight."""
+    bt, gg, at = _matrices(x.device, x.dtype)
+    n, c, h, w = x.shape
+    th, tw = (h - 2) // BLOCK, (w - 2) // BLOCK
+    blocks = grad.permute(0, 2, 3, 1).reshape(n, th, BLOCK, tw, BLOCK, -1)  # (N, th, 4, tw, 4, O)
+    grad_products = _both_axes(at.t(), blocks.permute(2, 4, 0, 1, 3, 5)).view(TILE * TILE, n * th * tw, -1)
+    grad_x = grad_weight = x.new_empty(0)
+    if need_weight:
+        grad_u = torch.bmm(grad_products.transpose(1, 2), _input_transform(x, bt))  # (36, O, C)
+        grad_weight = _weight_gradient(grad_u, gg)
+    if need_x:
+        u = _weight_transform(weight, gg) if transformed is None else transformed
+        grad_v = torch.bmm(grad_products, u)  # (36, P, C)
+        del u, grad_products
+        tiles = torch.einsum("ia,jb,ijntwc->ntawbc", bt, bt, grad_v.view(TILE, TILE, n, th, tw, c))
+        del grad_v
+        grad_x = _fold_tiles(tiles).permute(0, 3, 1, 2)
+    return grad_x, grad_weight
+
+
+@_backward.register_fake
+def _backward_shapes(grad, x, weight, transformed, need_x, need_weight):
+    n, c, h, w = x.shape
+    grad_x = x.new_empty(n, h, w, c).permute(0, 3, 1, 2) if need_x else x.new_empty(0)
+    return grad_x, weight.new_empty(weight.shape) if need_weight else x.new_empty(0)
+
+
+def _save(ctx, inputs, output) -> None:
+    x, weight, bias, transformed = inputs
+    ctx.save_for_backward(x, weight, transformed)  # a given transform is kept by its caller anyway
+    ctx.has_bias = bias is not None
+
+
+def _gradients(ctx, grad):
+    x, weight, transformed = ctx.saved_tensors
+    need_x, need_weight, need_bias, _ = ctx.needs_input_grad
+    grad_x, grad_weight = _backward(grad, x, weight, transformed, need_x, need_weight)
+    grad_bias = grad.sum((0, 2, 3)) if need_bias and ctx.has_bias else None
+    return grad_x if need_x else None, grad_weight if need_weight else None, grad_bias, None
+
+
+_forward.register_autograd(_gradients, setup_context=_save)
 
 
 def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -157,4 +188,4 @@ def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     if transformed is not None and transformed.shape != (TILE * TILE, *weight.shape[:2]):
         raise ValueError(f"winograd_conv3x3: transformed must be winograd_weight(weight), shape "
                          f"{(TILE * TILE, *weight.shape[:2])}; got {tuple(transformed.shape)}")
-    return _Winograd3x3.apply(x, weight, bias, transformed)
+    return _forward(x, weight, bias, transformed)
