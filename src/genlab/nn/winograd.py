@@ -4,18 +4,22 @@ Lavin & Gray 2016 ("Fast Algorithms for Convolutional Neural Networks", §4.2): 
 the output is computed from a 6×6 tile of the input as Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so that a 3×3
 convolution takes 36 multiplications per 16 outputs and input channel instead of 144. Over
 channels the element-wise products become 36 matrix products, (tiles × C) · (C × O), one per tile
-position. Written as PyTorch operations — the tile transforms as ``einsum`` over a view of the
-input's windows, the products as one ``bmm`` — with a hand-written backward that, like
-``nn.Conv2d``'s, keeps only the input and the weight and recomputes their transforms: the autograd
-of the same operations would keep ~4.5 maps of the output's size per layer.
+position. Written as PyTorch operations — the tile transforms as one small matrix product per axis
+over a view of the input's windows, the products as one ``bmm`` — with a hand-written backward that,
+like ``nn.Conv2d``'s, keeps only the input and the weight and recomputes their transforms: the
+autograd of the same operations would keep ~4.5 maps of the output's size per layer. Forward and
+backward are operators of their own (``genlab::winograd_conv3x3``, ``torch.library.custom_op``), which
+``torch.compile`` calls without tracing into them. A caller that keeps the weight's transform
+(:func:`winograd_weight`) passes it in: ``genlab.nn.layers.reuse_winograd_weights`` does, once per
+optimizer step.
 
 Why: on CPUs without bf16, both genlab's step and a plain PyTorch loop run oneDNN's fp32 direct
 convolutions, already at 70–90 % of the machine's fp32 peak, and oneDNN has no Winograd path for
 them there. The ResNet CycleGAN generator's residual convolutions (3×3, 128 → 128, 16×16 maps at
-64 px) are 60 % of its step; forward + backward of one at batch 8 took 15.8 ms this way against
-20.4 ms (1.29×; 0.94–1.12× at batch 4, 1.90× at the paper's 256 px; capped to AVX2, one thread, EPYC;
-``benchmarks/winograd_ab.py``), and the whole step ran 1.10× faster eager and 1.27× compiled
-(``benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [--eager] --without winograd``).
+64 px) are 60 % of its step; forward + backward of one at batch 4 takes 5.4–7.0 ms this way, its
+weight's transform reused, against 9.7–10.8 ms (1.45–1.79×; ~1.65× at batch 8, 2.4–2.6× at the
+paper's 256 px; capped to AVX2, one thread, EPYC, ``benchmarks/winograd_ab.py``; run-to-run noise
+on this machine is ±10 %).
 
 Precision: the transforms' constants (up to 8 and 1/24) cost digits. Against ``F.conv2d`` in fp32 the
 largest differences were 2.7e-5 for outputs of magnitude ~3 (relative ~1e-5) and 1.5e-3 for weight
