@@ -222,10 +222,11 @@ class PaddedConv2d(nn.Conv2d):
     winograd = True
     #: fewest input and output channels, and output pixels in the batch (batch × height × width), for
     #: the Winograd form. Forward + backward against ``nn.Conv2d``, the weight's transform reused as in
-    #: a train step, capped to AVX2, one thread, EPYC (``benchmarks/winograd_ab.py``, which lists more):
-    #: 128 → 128 at 16×16 1.59× at batch 4, 1.38× at batch 2 (512 pixels), 1.21× at batch 1; 64 → 64
-    #: and 128 → 64 at 32×32 1.22–1.34×, 256 → 64 at 16×16 1.34–1.42×, 256 → 256 at 64×64 (the paper's
-    #: 256 px, batch 1) 2.41×; 64 → 32 at 64×64 0.81× and 512 → 256 at 4×4, batch 8 (128 pixels) 1.00×.
+    #: a train step, capped to AVX2, one thread, EPYC, over three runs (``benchmarks/winograd_ab.py``;
+    #: ``benchmarks/results/winograd/layers_avx2_faster_transforms.md``): 128 → 128 at 16×16 1.45–1.79×
+    #: at batch 4, 1.15–1.71× at batch 2 (512 pixels), 0.87–1.42× at batch 1; 64 → 64 and 128 → 64 at
+    #: 32×32 1.22–1.63×, 256 → 64 at 16×16 1.34–1.51×, 256 → 256 at 64×64 (the paper's 256 px, batch 1)
+    #: 2.4–2.6×; 64 → 32 at 64×64 0.81–1.03× and 512 → 256 at 4×4, batch 8 (128 pixels) 0.99–1.00×.
     #: Lowered from 128 channels and 1,024 pixels once the transforms got faster: the U-Net recipe's
     #: eager step 1.02× faster (its 64-channel resize-convolutions), compiled and ResNet-6 unchanged
     winograd_min_channels = 64
@@ -274,7 +275,7 @@ class PaddedConv2d(nn.Conv2d):
         if not _REUSE.depth:
             return None
         weight, cached = self.weight, getattr(self, "_winograd_cache", None)
-        key = (_REUSE.generation, weight.data_ptr(), weight._version)  # no in-place write (as load_state_dict's)
+        key = (_REUSE.generation, weight.data_ptr(), weight._version)  # load_state_dict's copy_ counts up the version
         if cached is None or cached[0]() is not weight or cached[1] != key:
             cached = self._winograd_cache = (weakref.ref(weight), key, winograd_weight(weight))
             _REUSE.holders.add(self)
@@ -328,7 +329,7 @@ def reuse_winograd_weights():
     its weight once and reuses the transform in every call and backward until an optimizer steps
     (any ``torch.optim`` optimizer: a hook registered for the block). A CycleGAN step calls each
     generator three times: the ResNet-6 CycleGAN step, eager, capped to AVX2 (one thread, EPYC), ran
-    1.35–1.40× the plain loop instead of 1.29× (``genlab bench --quick --only CycleGAN``).
+    1.35–1.40× the plain loop instead of 1.29× (``genlab bench --quick --only CycleGAN``, three runs).
 
     The transform is keyed by the weight tensor, its storage and its version counter, but fused Adam
     (``torch._fused_adam_``) writes weights without counting up the version, hence the hook; writes
