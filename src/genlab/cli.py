@@ -55,6 +55,25 @@ def train(
         for path in write_figures(out):
             typer.echo(f"figure: {path}")
     typer.echo(f"done: {out}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _leave_without_finalizing()
+
+
+def _leave_without_finalizing() -> None:
+    """End a finished torchrun worker at once, skipping the interpreter's finalization.
+
+    Everything is written by then (checkpoints atomically, the process group destroyed, logs flushed
+    here). What finalization would still free was seen to abort a finished rank now and then
+    ("terminate called without an active exception", SIGABRT, exit code -6, after its last
+    checkpoint; 3 of 5 full test-suite runs on one 2-core machine, 2026-12-05, not reproduced alone),
+    which made torchrun report the whole finished run as failed."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()
