@@ -209,3 +209,22 @@ def test_reuse_block_sees_in_place_writes_and_nesting(transforms):
         conv.load_state_dict({name: torch.randn_like(value) for name, value in conv.state_dict().items()})
         assert relative_error(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1)) < 1e-4
     assert len(transforms) == 2
+
+
+def test_compiled_graph_calls_the_operator_instead_of_tracing_it():
+    """torch.compile sees one genlab::winograd_conv3x3 call, not its transforms: traced, they made
+    compiling the ResNet generator ten times slower (BENCHMARKS.md)."""
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    conv = PaddedConv2d(128, 128, 3, 1, 1, padding_mode="reflect").to(memory_format=CL)
+    x = torch.randn(16, 128, 8, 8).to(memory_format=CL)
+    torch._dynamo.reset()
+    out = torch.compile(conv, dynamic=False, backend=recording)(x)
+    targets = [str(node.target) for gm in graphs for node in gm.graph.nodes if node.op == "call_function"]
+    assert "genlab.winograd_conv3x3.default" in targets
+    assert not any("bmm" in t or "einsum" in t or "matmul" in t for t in targets)
+    assert relative_error(out, F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias)) < 1e-4
