@@ -80,18 +80,23 @@ def test_refuses_what_it_cannot_compute(x_shape, w_shape):
         winograd_conv3x3(torch.randn(x_shape), torch.randn(w_shape))
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Counts PaddedConv2d's calls of the Winograd form."""
+def counted(monkeypatch, name: str) -> list:
+    """Replaces ``genlab.nn.layers.<name>`` by a wrapper that records its first argument's shape per call."""
     made = []
-    real = layers.winograd_conv3x3
+    real = getattr(layers, name)
 
     def counting(*args):
         made.append(args[0].shape)
         return real(*args)
 
-    monkeypatch.setattr(layers, "winograd_conv3x3", counting)
+    monkeypatch.setattr(layers, name, counting)
     return made
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """PaddedConv2d's calls of the Winograd form (the padded input's shape)."""
+    return counted(monkeypatch, "winograd_conv3x3")
 
 
 @pytest.mark.parametrize("padding_mode", ["reflect", "zeros"])
@@ -156,16 +161,8 @@ def test_compiled_padded_conv_uses_winograd_too(calls):
 
 @pytest.fixture
 def transforms(monkeypatch):
-    """Counts PaddedConv2d's weight transforms."""
-    made = []
-    real = layers.winograd_weight
-
-    def counting(weight):
-        made.append(weight.shape)
-        return real(weight)
-
-    monkeypatch.setattr(layers, "winograd_weight", counting)
-    return made
+    """PaddedConv2d's weight transforms (the weight's shape)."""
+    return counted(monkeypatch, "winograd_weight")
 
 
 @pytest.mark.parametrize("fused", [True, False])

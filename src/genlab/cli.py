@@ -67,9 +67,6 @@ def _leave_without_finalizing() -> None:
     ("terminate called without an active exception", SIGABRT, exit code -6, after its last
     checkpoint; 3 of 5 full test-suite runs on one 2-core machine, 2026-12-05, not reproduced alone),
     which made torchrun report the whole finished run as failed."""
-    import logging
-    import sys
-
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -138,6 +138,9 @@ def _backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, transfo
         u = _weight_transform(weight, gg) if transformed is None else transformed
         grad_v = torch.bmm(grad_products, u)  # (36, P, C)
         del u, grad_products
+        # einsum, not _both_axes: it writes the tiles in the (N, th, 6, tw, 6, C) order that the fold
+        # reads; from _both_axes' (6, 6, N, th, tw, C) the fold ran 3× slower (tiles + fold 0.79 against 0.52 ms,
+        # 128 channels, batch 4, AVX2 caps)
         tiles = torch.einsum("ia,jb,ijntwc->ntawbc", bt, bt, grad_v.view(TILE, TILE, n, th, tw, c))
         del grad_v
         grad_x = _fold_tiles(tiles).permute(0, 3, 1, 2)
