@@ -1,4 +1,4 @@
-"""genlab.nn.dropout (the dropout that draws its mask from uniforms) and genlab.nn.forms."""
+"""genlab.nn.dropout (the dropout that draws its mask from 16-bit slices of random words) and genlab.nn.forms."""
 
 import pytest
 import torch
@@ -59,8 +59,24 @@ def test_dropout_module_is_nn_dropout_outside_eager_training():
     assert 300 < int((layer(x) == 0).sum()) < 500
     assert torch.equal(Dropout(0.0)(x), x)
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
-    with pytest.raises(ValueError, match=r"p must be in \(0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"p must be in \[2\*\*-16, 1 - 2\*\*-16\] \(its resolution\), got 1.0"):
         dropout_uniform_mask(x, 1.0)
+    layer = Dropout(1e-6)  # rounds to 0 at 16 bits: PyTorch's exact draw instead
+    assert int((layer(torch.rand(2_000_000) + 0.5) == 0).sum()) < 20
+
+
+def test_dropout_mask_elements_are_independent_and_p_is_rounded_to_sixteen_bits():
+    torch.manual_seed(0)
+    x = torch.ones(4_000_000)
+    kept = dropout_uniform_mask(x, 0.5) != 0
+    pairs = kept.view(-1, 4)  # the four slices of one 64-bit word
+    for i, j in ((0, 1), (1, 2), (2, 3), (0, 3)):
+        both = (pairs[:, i] & pairs[:, j]).double().mean().item()
+        assert abs(both - 0.25) < 4 * (0.25 * 0.75 / pairs.shape[0]) ** 0.5
+    word_neighbours = (pairs[:-1, 3] & pairs[1:, 0]).double().mean().item()
+    assert abs(word_neighbours - 0.25) < 4 * (0.25 * 0.75 / pairs.shape[0]) ** 0.5
+    rate = (dropout_uniform_mask(x, 0.9999) == 0).double().mean().item()  # 0.9999 · 2**16 = 65529.4 → 65529
+    assert abs(rate - 65529 / 65536) < 4 * (1e-4 / x.numel()) ** 0.5
 
 
 def test_dropout_module_compiles_to_pytorchs_own_dropout():
