@@ -13,23 +13,12 @@ of ``--reps`` after 5 warm-ups.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from genlab.bench.speed import median_ms
 from genlab.core.hardware import cpu_info
 from genlab.nn.dropout import Dropout, _keep_mask
-
-
-def median_ms(fn, reps: int) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[reps // 2] * 1e3
 
 
 def main() -> None:
@@ -58,7 +47,7 @@ def main() -> None:
     print(f"{cpu_info().describe()}; {args.threads} thread(s); channels-last fp32 {tuple(args.shape)}, p = {args.p}\n")
     print("| what | ms |\n|---|---|")
     for name, fn in rows.items():
-        print(f"| {name} | {median_ms(fn, args.reps):.2f} |")
+        print(f"| {name} | {median_ms(fn, args.reps, warmups=5):.2f} |")
 
 
 if __name__ == "__main__":

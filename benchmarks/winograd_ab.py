@@ -16,10 +16,10 @@ difference of the output and of the input and weight gradients, relative to the 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from genlab.bench.speed import median_ms
 from genlab.core.hardware import cpu_info
 from genlab.nn.winograd import winograd_conv3x3, winograd_weight
 
@@ -29,16 +29,6 @@ SHAPES = [(4, 128, 128, 16), (8, 128, 128, 16), (16, 128, 128, 16), (2, 128, 128
           (4, 128, 64, 32), (8, 128, 64, 32), (4, 64, 64, 32), (4, 64, 32, 64), (4, 256, 64, 16), (8, 256, 64, 16),
           (8, 256, 128, 8), (8, 256, 256, 8), (8, 512, 256, 4)]
 
-
-def median_ms(fn, reps: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[reps // 2] * 1e3
 
 
 def compare(batch: int, c_in: int, c_out: int, size: int, reps: int) -> str:

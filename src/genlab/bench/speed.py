@@ -102,6 +102,19 @@ def _peak_rss_mib() -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
+def median_ms(fn: Callable[[], object], reps: int, warmups: int = 3) -> float:
+    """Median wall-clock milliseconds of ``reps`` calls of ``fn`` after ``warmups`` untimed ones (the
+    layer-by-layer A/B scripts in ``benchmarks/``)."""
+    for _ in range(warmups):
+        fn()
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[reps // 2] * 1e3
+
+
 # --- one config ---------------------------------------------------------------------------------------
 def time_alternating(runs: dict[str, Callable[[], object]], blocks: int) -> dict[str, list[float]]:
     """Wall-clock seconds of ``blocks`` calls of each run, the runs interleaved block by block.
