@@ -43,6 +43,7 @@ def test_train_step_speed_reports_rates_flops_and_data_share():
     assert row["family"] == "vae" and row["precision"] == "fp32" and row["steps"] == 2
     assert row["genlab"] > 0 and row["plain_fp32_eager"] > 0
     assert row["ratio"] == row["genlab"] / row["plain_fp32_eager"]
+    assert len(row["block_ratios"]) == 1 and row["block_ratios"][0] == pytest.approx(row["ratio"])  # one block of 2 steps
     assert row["gflop_per_step"] > 0 and row["genlab_gflops"] > 0
     assert 0 < row["data_share"] < 1
     assert row["sample_images_per_s"] > 0
@@ -80,6 +81,15 @@ def test_compute_peaks_measures_fp32_and_bf16():
     assert set(peaks) == {"fp32", "bf16"}
     assert all(v > 0 for dtype in peaks.values() for v in dtype.values())
     assert set(compute_peaks(seconds=0.01, dtypes=("fp32",))) == {"fp32"}
+
+
+def test_markdown_shows_the_ratios_range_over_blocks():
+    row = {"label": "case", "batch_size": 8, "precision": "fp32", "genlab": 12.0, "plain_fp32_eager": 10.0, "ratio": 1.2,
+           "block_ratios": [1.25, 1.1, 1.31], "gflop_per_step": 1.0, "genlab_gflops": 5.0, "data_share": 0.01}
+    peaks = {"fp32": {"matmul": 10.0, "conv": 20.0}}
+    assert "| **1.20×** (1.10–1.31) |" in markdown({"cpu": "CPU", "threads": 1, "peaks": peaks, "train": [row]})
+    one_block = row | {"block_ratios": [1.2]}
+    assert "| **1.20×** |" in markdown({"cpu": "CPU", "threads": 1, "peaks": peaks, "train": [one_block]})
 
 
 def test_markdown_leaves_the_share_out_where_a_dtype_has_no_peak():

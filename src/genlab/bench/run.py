@@ -71,6 +71,13 @@ def _share(row: dict, peaks: dict) -> str:
     return f" ({100 * row['genlab_gflops'] / peak['conv']:.0f} %)" if peak else ""
 
 
+def _block_range(row: dict) -> str:
+    """``" (1.12–1.25)"``: the lowest and highest ratio of one block pair, or ``""`` with fewer than two blocks
+    (results written before the range was kept have none)."""
+    ratios = row.get("block_ratios") or []
+    return f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
+
+
 def markdown(result: dict) -> str:
     """The results as the Markdown table that BENCHMARKS.md shows."""
     peaks = result["peaks"]
@@ -78,12 +85,12 @@ def markdown(result: dict) -> str:
         if result.get("compile") else ""
     lines = [f"CPU: {result['cpu']}; {result['threads']} threads;{compile_note} peaks GFLOP/s: "
              + "; ".join(f"{d} matmul {p['matmul']:.0f}, conv {p['conv']:.0f}" for d, p in peaks.items()), "",
-             "| case | batch | precision | genlab img/s | plain fp32 img/s | × | GFLOP/step | genlab GFLOP/s "
+             "| case | batch | precision | genlab img/s | plain fp32 img/s | × (range over blocks) | GFLOP/step | genlab GFLOP/s "
              "(% conv peak) | data % | peak MiB | sample img/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["train"]:
         plain = f"{row['plain_fp32_eager']:.1f}" if "plain_fp32_eager" in row else "—"
-        ratio = f"**{row['ratio']:.2f}×**" if "ratio" in row else "—"
+        ratio = f"**{row['ratio']:.2f}×**{_block_range(row)}" if "ratio" in row else "—"
         mem = f"{row['peak_rss_mib']:.0f}" if row.get("peak_rss_mib") else "—"
         sample = f"{row['sample_images_per_s']:.0f}" if "sample_images_per_s" in row else "—"
         lines.append(f"| {row['label']} | {row['batch_size']} | {row['precision']} | {row['genlab']:.1f} | {plain} | "

@@ -205,7 +205,8 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
         sample_images: images per sampling call, repeated for at least ``sample_seconds``.
 
     Returns:
-        A flat dict: ``genlab`` and ``plain_fp32_eager`` images/s, ``ratio``, ``precision``,
+        A flat dict: ``genlab`` and ``plain_fp32_eager`` images/s, ``ratio`` (and ``block_ratios``, the
+        ratio of each block pair, which the Markdown table shows as a range), ``precision``,
         ``gflop_per_step``, ``genlab_gflops``, ``plain_gflops``, ``data_share``, ``peak_rss_mib``,
         ``sample_images_per_s``, and what was run.
     """
@@ -265,7 +266,8 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     totals.clear()  # from here on it gathers genlab's data time ("genlab_data")
     runs = {"genlab": genlab_block, **({"plain": plain_block} if plain_step else {}),
             **({"eager": eager_block} if eager_step else {})}
-    totals |= {name: sum(block_seconds) for name, block_seconds in time_alternating(runs, blocks).items()}
+    block_seconds = time_alternating(runs, blocks)
+    totals |= {name: sum(seconds) for name, seconds in block_seconds.items()}
     images = timed_steps * n
     result = {"config": Path(config).name, "overrides": list(overrides), "genlab_only": list(genlab_only),
               "family": cfg.model.family, "batch_size": n, "steps": timed_steps, "precision": precision,
@@ -279,6 +281,8 @@ def train_step_speed(config: str | Path, overrides: list[str] = (), *, steps: in
     if plain_step:
         result["plain_fp32_eager"] = images / totals["plain"]
         result["ratio"] = result["genlab"] / result["plain_fp32_eager"]
+        # each block pair's ratio: their spread is the run's own measure of the machine's noise
+        result["block_ratios"] = [plain / ours for ours, plain in zip(block_seconds["genlab"], block_seconds["plain"])]
         result["plain_gflops"] = flops * timed_steps / totals["plain"] / 1e9
     result["peak_rss_mib"] = _peak_rss_mib() if rss_reset else None
 
