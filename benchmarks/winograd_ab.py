@@ -2,6 +2,7 @@
 bounds the AVX2 ratios"; the thresholds of ``PaddedConv2d.winograd_min_channels`` / ``_pixels``).
 
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/winograd_ab.py [--threads 1] [--reps 15]
+        [--shape BATCH IN OUT SIZE ...]
 
 For each (batch, input → output channels, output size) — the ResNet CycleGAN generator's residual
 layer at its batches of 4 and 8 (and at the paper's 256 px, ngf 64, batch 1), the resize-convolution up-blocks (the U-Net recipe's 256 → 64 at
@@ -9,7 +10,7 @@ layer at its batches of 4 and 8 (and at the paper's 256 px, ngf 64, batch 1), th
 backward of a 3×3 stride-1 convolution of a channels-last fp32 map, as ``nn.Conv2d`` and as
 :func:`genlab.nn.winograd.winograd_conv3x3` (with its weight's transform computed in each call, and
 reused as :func:`genlab.nn.layers.reuse_winograd_weights` does in a train step), median of
-``--reps`` after 3 warm-ups; and the largest
+``--reps`` after 3 warm-ups (``--shape``, repeatable, times other layers instead); and the largest
 difference of the output and of the input and weight gradients, relative to the largest value.
 """
 
@@ -57,13 +58,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=15, help="timed forward + backward passes per method and shape")
+    parser.add_argument("--shape", type=int, nargs=4, action="append", metavar=("BATCH", "IN", "OUT", "SIZE"),
+                        help="time this layer instead of the built-in list (repeatable); SIZE: output height = width, "
+                             "a multiple of 4")
     args = parser.parse_args()
+    if any(size % 4 for *_, size in args.shape or []):
+        parser.error(f"--shape: SIZE must be a multiple of 4 (the form's 4×4 output blocks); got {args.shape}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"{cpu_info().describe()}; {args.threads} thread(s); fp32, channels-last\n")
     print("| batch | channels | output | output pixels | nn.Conv2d ms | Winograd ms | × | the same, weight transform "
           "reused, ms | × | relative error: output / input grad / weight grad |\n|---|---|---|---|---|---|---|---|---|---|")
-    for shape in SHAPES:
+    for shape in args.shape or SHAPES:
         print(compare(*shape, args.reps), flush=True)
 
 
