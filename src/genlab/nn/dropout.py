@@ -44,7 +44,7 @@ def _keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def dropout_uniform_mask(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Training-mode dropout of ``x`` (any shape, floating point), ``0 < p < 1``: each element zeroed
+    """Training-mode dropout of ``x`` (any shape, floating point), ``2⁻¹⁶ ≤ p ≤ 1 − 2⁻¹⁶``: each element zeroed
     with probability ``p`` (rounded to a multiple of 2⁻¹⁶), the rest scaled by ``1/(1 − p)``; the mask
     comes from :func:`_keep_mask`."""
     if not _RESOLUTION <= p <= 1 - _RESOLUTION:
