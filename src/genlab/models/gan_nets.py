@@ -15,6 +15,8 @@ from torch import nn
 
 from genlab.nn.activations import LeakyReLU
 from genlab.nn.dropout import Dropout
+from genlab.nn.layers import PaddedConv2d
+from genlab.nn.weight_grad import MatmulGradConvTranspose2d
 
 
 class FCGenerator(nn.Module):
@@ -64,12 +66,12 @@ class SeedDCGANGenerator(nn.Module):
         widths = [2 * w, 16 * w, 8 * w, 4 * w, 2 * w, w]
         for i, (fan_in, fan_out) in enumerate(pairwise(widths)):
             stride = 1 if i == 0 else 2
-            layers += [nn.ConvTranspose2d(fan_in, fan_out, 5, stride=stride, padding=2, output_padding=stride - 1,
+            layers += [MatmulGradConvTranspose2d(fan_in, fan_out, 5, stride=stride, padding=2, output_padding=stride - 1,
                                           bias=False),
                        nn.BatchNorm2d(fan_out), nn.ReLU()]
             if i < 2:
                 layers.append(Dropout(dropout))
-        layers += [nn.Conv2d(w, channels, 1), nn.Tanh()]
+        layers += [PaddedConv2d(w, channels, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -80,8 +82,8 @@ def _d_conv_block(fan_in: int, fan_out: int, slope: float, batchnorm: bool) -> l
     """A k4 s2 D convolution, then BatchNorm (the conv without bias: BN's β replaces it) or, without
     BatchNorm, a biased conv; then LeakyReLU."""
     if batchnorm:
-        return [nn.Conv2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), LeakyReLU(slope)]
-    return [nn.Conv2d(fan_in, fan_out, 4, 2, 1), LeakyReLU(slope)]
+        return [PaddedConv2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), LeakyReLU(slope)]
+    return [PaddedConv2d(fan_in, fan_out, 4, 2, 1), LeakyReLU(slope)]
 
 
 class SeedDCGANDiscriminator(nn.Module):
@@ -93,7 +95,7 @@ class SeedDCGANDiscriminator(nn.Module):
     def __init__(self, width: int, channels: int, image_size: int, slope: float, batchnorm: bool = True):
         super().__init__()
         w, m = width, image_size // 16
-        layers: list[nn.Module] = [nn.Conv2d(channels, 2 * w, 4, stride=2, padding=1, bias=False), LeakyReLU(slope)]
+        layers: list[nn.Module] = [PaddedConv2d(channels, 2 * w, 4, stride=2, padding=1, bias=False), LeakyReLU(slope)]
         for fan_in, fan_out in [(2 * w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)]:
             layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
         layers += [nn.Flatten(), nn.Linear(8 * w * m * m, 1)]
@@ -120,11 +122,11 @@ class RadfordGenerator(nn.Module):
         super().__init__()
         widths = _radford_widths(width, image_size)
         layers: list[nn.Module] = [nn.Unflatten(1, (latent_dim, 1, 1)),
-                                   nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
+                                   MatmulGradConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
                                    nn.BatchNorm2d(widths[0]), nn.ReLU()]
         for fan_in, fan_out in pairwise(widths):
-            layers += [nn.ConvTranspose2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
+            layers += [MatmulGradConvTranspose2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU()]
+        layers += [MatmulGradConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -144,14 +146,14 @@ class RadfordDiscriminator(nn.Module):
                  batchnorm: bool = True):
         super().__init__()
         widths = list(reversed(_radford_widths(width, image_size)))  # [f, 2f, ...]
-        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), LeakyReLU(slope)]
+        layers: list[nn.Module] = [PaddedConv2d(channels, widths[0], 4, 2, 1, bias=False), LeakyReLU(slope)]
         if dropout:
             layers.append(Dropout(dropout))
         for fan_in, fan_out in pairwise(widths):
             layers += _d_conv_block(fan_in, fan_out, slope, batchnorm)
             if dropout:
                 layers.append(Dropout(dropout))
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0))
+        layers.append(PaddedConv2d(widths[-1], 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

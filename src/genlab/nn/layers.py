@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from genlab.nn.weight_grad import forward_with_matmul_weight_grad, uses_matmul_weight_grad
 from genlab.nn.winograd import winograd_conv3x3, winograd_weight
 
 NormKind = Literal["instance", "batch", "none"]
@@ -209,6 +210,10 @@ class PaddedConv2d(nn.Conv2d):
     Its values differ from ``F.conv2d``'s by ~1e-5 relative (that module's docstring). Capped to AVX2
     (one thread, EPYC) it makes the ResNet-6 CycleGAN step faster, eager and compiled (BENCHMARKS.md,
     "What bounds the AVX2 ratios").
+
+    In eager train steps, a layer with many output channels over a small map (the DCGAN
+    discriminators' 512-channel layers) computes its weight gradient as one matrix product
+    (:mod:`genlab.nn.weight_grad`, where :func:`~genlab.nn.weight_grad.uses_matmul_weight_grad` says so).
     """
 
     #: output pixels in the batch (batch × height × width) up to which the compile-time form is
@@ -231,6 +236,9 @@ class PaddedConv2d(nn.Conv2d):
     #: eager step 1.02× faster (its 64-channel resize-convolutions), compiled and ResNet-6 unchanged
     winograd_min_channels = 64
     winograd_min_pixels = 512
+    #: eager train steps compute eligible weight gradients as one matrix product (:mod:`genlab.nn.weight_grad`;
+    #: ``False``: oneDNN's)
+    matmul_weight_grad = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         compiling = torch.compiler.is_compiling()
@@ -238,6 +246,8 @@ class PaddedConv2d(nn.Conv2d):
             return winograd_conv3x3(self._pad(x, compiling), self.weight, self.bias,
                                     None if compiling else self._winograd_weight())
         if not compiling:
+            if uses_matmul_weight_grad(self, x):
+                return forward_with_matmul_weight_grad(self, x)
             return super().forward(x)
         tiny, thin = self._tiny_output(x), self._thin_output()
         if self.padding_mode != "reflect" and not thin and not tiny:
