@@ -1,7 +1,7 @@
 """Does a layer form pay? The train step with and without genlab's forms, one process.
 
     python benchmarks/compile_forms_ab.py configs/cyclegan-emoji.yaml [key=value ...]
-        [--without all|polyphase|resize-conv|matmul|leaky-relu|dropout|contiguous-norm|winograd|weight-grad]
+        [--without all|polyphase|resize-conv|matmul|leaky-relu|dropout|contiguous-norm|winograd|weight-grad|one-pixel]
         [--eager] [--threads 1]
         [--blocks 8] [--block-steps 5]
 
@@ -18,8 +18,10 @@ matmul``), only the leaky ReLU that saves its output (``--without leaky-relu``) 
 that draws its mask from uniforms (``--without dropout``), only the instance norm's contiguous
 statistics for channels-last maps (``--without contiguous-norm``) or only the Winograd form of 3×3
 convolutions (``--without winograd``) or only the matrix-product weight gradients of layers with many
-output rows (``--without weight-grad``, :mod:`genlab.nn.weight_grad`) turned off; the last four act in
-eager steps (the Winograd form in compiled ones too, the weight gradients only in eager ones).
+output rows (``--without weight-grad``, :mod:`genlab.nn.matmul_conv`) or only the linear form of
+transposed convolutions of a 1×1 input (``--without one-pixel``) turned off; the last five act in eager
+steps (the Winograd form and the linear form in compiled ones too, the weight gradients only in eager
+ones; the matrix-product form of convolutions with few output pixels in both).
 Their train steps on the same batch are timed in alternating blocks, so other load on the machine
 hits both alike, with freed memory kept as ``genlab train`` keeps it (``train.reuse_freed_memory``);
 prints seconds per step and the ratio (docs/architecture.md, "compile-time form"; BENCHMARKS.md,
@@ -46,7 +48,7 @@ from genlab.nn.activations import LeakyReLU
 from genlab.nn.dropout import Dropout
 from genlab.nn.forms import as_pytorch_layers
 from genlab.nn.layers import InstanceNorm, NearestResizeConv, PaddedConv2d
-from genlab.nn.weight_grad import MatmulGradConvTranspose2d
+from genlab.nn.matmul_conv import MatmulConvTranspose2d
 
 
 def without_polyphase(model: nn.Module) -> int:
@@ -60,7 +62,7 @@ def without_polyphase(model: nn.Module) -> int:
 def with_setting(model: nn.Module, kind: type[nn.Module] | tuple[type[nn.Module], ...], attribute: str, value) -> int:
     """Set ``attribute`` to ``value`` on every ``kind`` module of ``model``, as an instance attribute that
     shadows the class's switch (``PaddedConv2d.matmul_max_rows`` / ``.winograd``,
-    ``InstanceNorm.contiguous_statistics``, ``.matmul_weight_grad``); returns how many."""
+    ``InstanceNorm.contiguous_statistics``, ``.matmul_weight_grad``, ``.one_pixel_linear``); returns how many."""
     modules = [m for m in model.modules() if isinstance(m, kind)]
     for module in modules:
         setattr(module, attribute, value)
@@ -83,9 +85,12 @@ WITHOUT = {
     "winograd": ("oneDNN 3x3", partial(with_setting, kind=PaddedConv2d, attribute="winograd", value=False),
                  "PaddedConv2d layers without their Winograd form"),
     "weight-grad": ("oneDNN weight grads",
-                    partial(with_setting, kind=(PaddedConv2d, MatmulGradConvTranspose2d), attribute="matmul_weight_grad",
+                    partial(with_setting, kind=(PaddedConv2d, MatmulConvTranspose2d), attribute="matmul_weight_grad",
                             value=False),
                     "(transposed) convolutions without their matrix-product weight gradient"),
+    "one-pixel": ("oneDNN 1x1-input deconv",
+                  partial(with_setting, kind=MatmulConvTranspose2d, attribute="one_pixel_linear", value=False),
+                  "transposed convolutions without their linear form for a 1x1 input"),
 }
 
 
@@ -98,7 +103,8 @@ def main() -> None:
                              "only the resize-convolution up-blocks, only the matrix-product convolutions, "
                              "only the leaky ReLUs that save their output, only the dropouts that draw "
                              "their masks from uniforms, only the instance norms' contiguous statistics, "
-                             "only the Winograd 3x3 convolutions, or only the matrix-product weight gradients")
+                             "only the Winograd 3x3 convolutions, only the matrix-product weight gradients, "
+                             "or only the linear form of 1x1-input transposed convolutions")
     parser.add_argument("--eager", action="store_true",
                         help="time eager steps (train.compile=false) instead of compiled ones")
     parser.add_argument("--threads", type=int, default=1)

@@ -20,7 +20,6 @@ from genlab.nn.layers import (
     PaddedConv2d,
     conv2d,
     depth_to_space,
-    matmul_conv2d,
     polyphase_conv2d,
     reflect_pad2d,
     replicate_pad1,
@@ -28,6 +27,7 @@ from genlab.nn.layers import (
     space_to_depth,
     up2d,
 )
+from genlab.nn.matmul_conv import matmul_conv2d
 from genlab.nn.patchgan import PatchDiscriminator
 from genlab.nn.resnet_gen import ResnetGenerator
 from genlab.nn.unet import UNetGenerator

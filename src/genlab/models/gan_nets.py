@@ -16,7 +16,7 @@ from torch import nn
 from genlab.nn.activations import LeakyReLU
 from genlab.nn.dropout import Dropout
 from genlab.nn.layers import PaddedConv2d
-from genlab.nn.weight_grad import MatmulGradConvTranspose2d
+from genlab.nn.matmul_conv import MatmulConvTranspose2d
 
 
 class FCGenerator(nn.Module):
@@ -66,7 +66,7 @@ class SeedDCGANGenerator(nn.Module):
         widths = [2 * w, 16 * w, 8 * w, 4 * w, 2 * w, w]
         for i, (fan_in, fan_out) in enumerate(pairwise(widths)):
             stride = 1 if i == 0 else 2
-            layers += [MatmulGradConvTranspose2d(fan_in, fan_out, 5, stride=stride, padding=2, output_padding=stride - 1,
+            layers += [MatmulConvTranspose2d(fan_in, fan_out, 5, stride=stride, padding=2, output_padding=stride - 1,
                                           bias=False),
                        nn.BatchNorm2d(fan_out), nn.ReLU()]
             if i < 2:
@@ -122,11 +122,11 @@ class RadfordGenerator(nn.Module):
         super().__init__()
         widths = _radford_widths(width, image_size)
         layers: list[nn.Module] = [nn.Unflatten(1, (latent_dim, 1, 1)),
-                                   MatmulGradConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
+                                   MatmulConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
                                    nn.BatchNorm2d(widths[0]), nn.ReLU()]
         for fan_in, fan_out in pairwise(widths):
-            layers += [MatmulGradConvTranspose2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU()]
-        layers += [MatmulGradConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
+            layers += [MatmulConvTranspose2d(fan_in, fan_out, 4, 2, 1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU()]
+        layers += [MatmulConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ the same either way) that computes the same function faster: most only when comp
 :class:`~genlab.nn.layers.NearestResizeConv`, :class:`~genlab.nn.activations.LeakyReLU`), the
 dropout (:class:`~genlab.nn.dropout.Dropout`) and ``PaddedConv2d``'s Winograd form for fp32 3×3
 layers (:mod:`genlab.nn.winograd`, equal to ~1e-5 relative) and the matrix-product weight gradients of
-``PaddedConv2d`` and :class:`~genlab.nn.weight_grad.MatmulGradConvTranspose2d` (:mod:`genlab.nn.weight_grad`)
+``PaddedConv2d`` and :class:`~genlab.nn.matmul_conv.MatmulConvTranspose2d` (:mod:`genlab.nn.matmul_conv`)
 also in eager runs.
 :func:`as_pytorch_layers` turns them back into PyTorch's layers: ``genlab bench``'s plain fp32 loop
 runs the textbook layers that way, and ``benchmarks/compile_forms_ab.py`` times a step with and
@@ -20,12 +20,12 @@ from torch import nn
 from genlab.nn.activations import LeakyReLU
 from genlab.nn.dropout import Dropout
 from genlab.nn.layers import NearestResizeConv, NearestUpsample2x, PaddedConv2d
-from genlab.nn.weight_grad import MatmulGradConvTranspose2d
+from genlab.nn.matmul_conv import MatmulConvTranspose2d
 
 #: each form and the PyTorch layer it stands in for (same attributes and parameters)
 PYTORCH_LAYER: dict[type[nn.Module], type[nn.Module]] = {
     PaddedConv2d: nn.Conv2d, NearestUpsample2x: nn.Upsample, NearestResizeConv: nn.Sequential,
-    LeakyReLU: nn.LeakyReLU, Dropout: nn.Dropout, MatmulGradConvTranspose2d: nn.ConvTranspose2d}
+    LeakyReLU: nn.LeakyReLU, Dropout: nn.Dropout, MatmulConvTranspose2d: nn.ConvTranspose2d}
 
 
 def as_pytorch_layers(model: nn.Module, only: type[nn.Module] | None = None) -> int:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from genlab.nn.weight_grad import forward_with_matmul_weight_grad, uses_matmul_weight_grad
+from genlab.nn.matmul_conv import forward_with_matmul_weight_grad, matmul_conv2d, uses_matmul_weight_grad
 from genlab.nn.winograd import winograd_conv3x3, winograd_weight
 
 NormKind = Literal["instance", "batch", "none"]
@@ -200,7 +200,7 @@ class PaddedConv2d(nn.Conv2d):
 
     A third: a convolution with at most :attr:`matmul_max_rows` output pixels in the batch (batch ×
     height × width; a U-Net's innermost layers, 8×8 → 4×4 → 2×2 → 1×1 and back, at CycleGAN's batches
-    of 4 and 8) runs as :func:`matmul_conv2d`, one matrix product over the output pixels' windows.
+    of 4 and 8) runs as :func:`~genlab.nn.matmul_conv.matmul_conv2d`, one matrix product over the output pixels' windows.
 
     And a form for eager and compiled runs alike (:attr:`winograd`): a 3×3 stride-1 convolution of
     an fp32 channels-last map (not under autocast) with at least :attr:`winograd_min_channels` input
@@ -213,11 +213,11 @@ class PaddedConv2d(nn.Conv2d):
 
     In eager train steps, a layer with many output channels over a small map (the DCGAN
     discriminators' 512-channel layers) computes its weight gradient as one matrix product
-    (:mod:`genlab.nn.weight_grad`, where :func:`~genlab.nn.weight_grad.uses_matmul_weight_grad` says so).
+    (:mod:`genlab.nn.matmul_conv`, where :func:`~genlab.nn.matmul_conv.uses_matmul_weight_grad` says so).
     """
 
     #: output pixels in the batch (batch × height × width) up to which the compile-time form is
-    #: :func:`matmul_conv2d`. CycleGAN's 64-px U-Net step (batches of 4 and 8), compiled, one thread,
+    #: :func:`~genlab.nn.matmul_conv.matmul_conv2d`. CycleGAN's 64-px U-Net step (batches of 4 and 8), compiled, one thread,
     #: EPYC-BF16, against the same step without the form (``benchmarks/compile_forms_ab.py --without
     #: matmul``): this threshold 1.10-1.14× in bf16 and 1.13-1.20× capped to AVX2 (three runs each);
     #: 4 output pixels per image 1.09× and 1.10×; 64 per image (8×8 maps too) 1.00× in bf16, the gain
@@ -236,7 +236,7 @@ class PaddedConv2d(nn.Conv2d):
     #: eager step 1.02× faster (its 64-channel resize-convolutions), compiled and ResNet-6 unchanged
     winograd_min_channels = 64
     winograd_min_pixels = 512
-    #: eager train steps compute eligible weight gradients as one matrix product (:mod:`genlab.nn.weight_grad`;
+    #: eager train steps compute eligible weight gradients as one matrix product (:mod:`genlab.nn.matmul_conv`;
     #: ``False``: oneDNN's)
     matmul_weight_grad = True
 
@@ -248,6 +248,8 @@ class PaddedConv2d(nn.Conv2d):
         if not compiling:
             if uses_matmul_weight_grad(self, x):
                 return forward_with_matmul_weight_grad(self, x)
+            if x.dim() == 4 and self._tiny_output(x):
+                return matmul_conv2d(self._pad(x, compiling), self.weight, self.bias, self.stride)
             return super().forward(x)
         tiny, thin = self._tiny_output(x), self._thin_output()
         if self.padding_mode != "reflect" and not thin and not tiny:
@@ -383,36 +385,6 @@ def polyphase_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     kernel = kernel.reshape(4 * out_channels, 4 * in_channels, (k + 1) // 2, (k + 1) // 2)
     y = F.conv2d(space_to_depth(x), kernel, None if bias is None else bias.repeat(4))
     return depth_to_space(y)
-
-
-def matmul_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                  stride: tuple[int, int] = (1, 1)) -> torch.Tensor:
-    """``F.conv2d(x, weight, bias, stride)`` (no padding) as one matrix product, for maps of a few pixels.
-
-    ``x`` (N, I, H, W), ``weight`` (O, I, k_y, k_x) → (N, O, H_out, W_out), channels-last. Each output
-    pixel's k_y × k_x × I window of ``x`` becomes a row (N · H_out · W_out rows), multiplied by the
-    weight as an (O, k_y · k_x · I) matrix; ``x`` and the weight are read in channels-last order,
-    the layout genlab trains in, so neither is rearranged.
-
-    Why: on maps of a few pixels oneDNN's convolutions run far below their peak (a U-Net's innermost
-    256 → 256 4×4 layer, 2×2 → 1×1 at batch 8, compiled on an AVX2 core: 3.8 ms forward + backward,
-    where its 25 M multiply-adds need 0.5 ms at that core's fp32 peak), and the weight gradient
-    comes back in oneDNN's plain layout, which PyTorch copies into the weight's channels-last layout
-    at every backward (1.7 ms for that layer's 1 M weights). Here the product's weight gradient is
-    already in that layout.
-    Cost: the windows overlap, so ``x`` is read up to k_y · k_x / (s_y · s_x) times; meant for at most
-    a few output pixels (:attr:`PaddedConv2d.matmul_max_rows`).
-    """
-    n, in_channels, height, width = x.shape
-    out_channels, _, ky, kx = weight.shape
-    sy, sx = stride
-    rows, cols = (height - ky) // sy + 1, (width - kx) // sx + 1
-    nhwc = x.permute(0, 2, 3, 1)
-    windows = torch.stack([nhwc[:, r * sy:r * sy + ky, c * sx:c * sx + kx] for r in range(rows) for c in range(cols)],
-                          dim=1)  # (N, rows · cols, k_y, k_x, I)
-    y = F.linear(windows.reshape(n * rows * cols, ky * kx * in_channels),
-                 weight.permute(0, 2, 3, 1).reshape(out_channels, ky * kx * in_channels), bias)
-    return y.reshape(n, rows, cols, out_channels).permute(0, 3, 1, 2)
 
 
 def space_to_depth(x: torch.Tensor) -> torch.Tensor:

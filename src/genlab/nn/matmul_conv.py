@@ -1,23 +1,34 @@
-"""Convolutions whose weight gradient is one matrix product, for layers with many output rows.
+"""Convolutions as matrix products, where oneDNN's CPU kernels run far below their peak.
 
-oneDNN computes a convolution's weight gradient well below its forward's speed when the gradient has
-many rows (the weight's first dimension: output channels of a convolution, input channels of a
-transposed one) over a small map. Capped to AVX2 (one thread, EPYC, channels-last fp32, batch 32,
-``benchmarks/weight_grad_ab.py``): the Radford DCGAN discriminator's 256 → 512 layer (8 → 4 px) takes
-44 ms for its weight gradient against 19 ms forward, its generator's 512 → 256 (4 → 8 px) 37 ms, the
-seed DCGAN generator's 512 → 256 5×5 (6 → 12 px) 159 ms against 91 ms forward.
+Three forms, each the same function as PyTorch's layer (values to float rounding):
 
-Here the weight gradient is ``gradᵀ @ windows``: every output pixel's k_y × k_x × C window of the
-(padded) input becomes a row (:func:`windows`), and the product over the N · H_out · W_out pixels gives
-the (O, k_y, k_x, I) gradient in the channels-last layout genlab keeps weights in. The input gradient
-stays oneDNN's (``aten.convolution_backward`` asked for it alone), and so does the forward. For a
-transposed convolution the roles swap: its weight gradient is the weight gradient of the convolution
-that maps the output gradient back onto its input's pixels (windows of the output gradient).
+* :func:`matmul_conv2d`: a convolution with a few output pixels (a U-Net's innermost layers, a DCGAN
+  discriminator's last 4×4 → 1×1 layer), one product over the output pixels' windows.
+* :func:`one_pixel_conv_transpose2d`: a transposed convolution of a 1×1 map without padding (a DCGAN
+  generator's first layer, z → 4×4), which is a linear layer: capped to AVX2 (one thread, EPYC,
+  batch 32, ``python benchmarks/matmul_conv_ab.py``) the Radford generator's 100 → 512 layer takes
+  ~1.6 ms forward + backward instead of ~7.9 ms.
+* :func:`conv2d_matmul_weight_grad`: a (transposed) convolution computed by oneDNN whose weight gradient
+  is one product. oneDNN computes the weight gradient well below its forward's speed when the gradient
+  has many rows (the weight's first dimension: output channels of a convolution, input channels of a
+  transposed one) over a small map. Capped to AVX2 (one thread, EPYC, channels-last fp32, batch 32,
+  the same script): the Radford DCGAN discriminator's 256 → 512 layer (8 → 4 px) takes ~44 ms for its
+  weight gradient against ~19 ms forward, the seed DCGAN generator's 512 → 256 5×5 layer (6 → 12 px)
+  ~159 ms against ~91 ms.
 
-The product pays when its rows (the weight's first dimension) are many, so that each window, copied
-once, is used by many rows; with fewer the windows' copy costs more than oneDNN's (the same script:
-512 rows 1.43–1.92× faster, 256 rows 0.84–1.09×, 128 rows 0.59–0.60× capped to AVX2; bf16 512 rows
-1.35–1.70×). Hence :data:`MIN_ROWS`, and :data:`MAX_WINDOW_BYTES` bounds the windows' memory.
+  Here the weight gradient is ``gradᵀ @ windows``: every output pixel's k_y × k_x × C window of the
+  (padded) input becomes a row (:func:`windows`), and the product over the N · H_out · W_out pixels
+  gives the (O, k_y, k_x, I) gradient in the channels-last layout genlab keeps weights in. The input
+  gradient stays oneDNN's (``aten.convolution_backward`` asked for it alone), and so does the forward.
+  For a transposed convolution the roles swap: its weight gradient is the weight gradient of the
+  convolution that maps the output gradient back onto its input's pixels (windows of the output
+  gradient). The product pays when its rows are many, so that each window, copied once, is used by
+  many rows; with fewer the windows' copy costs more than oneDNN's kernel saves (512 rows 1.4–1.9×
+  faster, 256 rows 0.84–1.09×, 128 rows ~0.6× capped to AVX2; in bf16 512 rows 1.35–1.70×). Hence
+  :data:`MIN_ROWS`, and :data:`MAX_WINDOW_BYTES` bounds the windows' memory.
+
+:class:`~genlab.nn.layers.PaddedConv2d` uses the first and the third, :class:`MatmulConvTranspose2d`
+the second and the third.
 """
 
 from __future__ import annotations
@@ -33,6 +44,50 @@ from torch.autograd.function import once_differentiable
 MIN_ROWS = 512
 #: most bytes of the windows the product reads (batch × output pixels × k_y · k_x · channels values)
 MAX_WINDOW_BYTES = 128 * 2**20
+
+
+def matmul_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                  stride: tuple[int, int] = (1, 1)) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, stride)`` (no padding) as one matrix product, for maps of a few pixels.
+
+    ``x`` (N, I, H, W), ``weight`` (O, I, k_y, k_x) → (N, O, H_out, W_out), channels-last. Each output
+    pixel's k_y × k_x × I window of ``x`` becomes a row (N · H_out · W_out rows), multiplied by the
+    weight as an (O, k_y · k_x · I) matrix; ``x`` and the weight are read in channels-last order,
+    the layout genlab trains in, so neither is rearranged.
+
+    Why: on maps of a few pixels oneDNN's convolutions run far below their peak (a U-Net's innermost
+    256 → 256 4×4 layer, 2×2 → 1×1 at batch 8, compiled on an AVX2 core: 3.8 ms forward + backward,
+    where its 25 M multiply-adds need 0.5 ms at that core's fp32 peak), and the weight gradient
+    comes back in oneDNN's plain layout, which PyTorch copies into the weight's channels-last layout
+    at every backward (1.7 ms for that layer's 1 M weights). Here the product's weight gradient is
+    already in that layout.
+    Cost: the windows overlap, so ``x`` is read up to k_y · k_x / (s_y · s_x) times; meant for at most
+    a few output pixels (:attr:`genlab.nn.layers.PaddedConv2d.matmul_max_rows`).
+    """
+    n, in_channels, height, width = x.shape
+    out_channels, _, ky, kx = weight.shape
+    sy, sx = stride
+    rows, cols = (height - ky) // sy + 1, (width - kx) // sx + 1
+    nhwc = x.permute(0, 2, 3, 1)
+    windows = torch.stack([nhwc[:, r * sy:r * sy + ky, c * sx:c * sx + kx] for r in range(rows) for c in range(cols)],
+                          dim=1)  # (N, rows · cols, k_y, k_x, I)
+    y = F.linear(windows.reshape(n * rows * cols, ky * kx * in_channels),
+                 weight.permute(0, 2, 3, 1).reshape(out_channels, ky * kx * in_channels), bias)
+    return y.reshape(n, rows, cols, out_channels).permute(0, 3, 1, 2)
+
+
+def one_pixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, bias)`` of a 1×1 map without padding (any stride) as one linear layer.
+
+    ``x`` (N, I, 1, 1), ``weight`` (I, O, k_y, k_x) → (N, O, k_y, k_x), channels-last: output pixel
+    (a, b) is Σ_i x[n, i] · weight[i, :, a, b], so the weight read as a (k_y · k_x · O, I) matrix (a
+    view of a channels-last weight) maps the input's I values to the whole output at once. Through
+    ``F.linear``, so CPU autocast casts it as it casts a convolution."""
+    n, in_channels = x.shape[:2]
+    _, out_channels, ky, kx = weight.shape
+    y = F.linear(x.reshape(n, in_channels), weight.permute(2, 3, 1, 0).reshape(ky * kx * out_channels, in_channels),
+                 None if bias is None else bias.repeat(ky * kx))
+    return y.view(n, ky, kx, out_channels).permute(0, 3, 1, 2)
 
 
 def windows(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
@@ -145,15 +200,24 @@ def forward_with_matmul_weight_grad(layer: nn.Conv2d | nn.ConvTranspose2d, x: to
                                          layer.output_padding if transposed else (0, 0), transposed)
 
 
-class MatmulGradConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` (same arguments, parameters and checkpoints) whose weight gradient is one
-    matrix product where :func:`uses_matmul_weight_grad` says it pays (the DCGAN generators' 512-channel
-    layers); elsewhere, and with an ``output_size``, PyTorch's own."""
+class MatmulConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (same arguments, parameters and checkpoints) computed as
+    :func:`one_pixel_conv_transpose2d` for a 1×1 input without padding (a DCGAN generator's first layer),
+    and with its weight gradient as one matrix product where :func:`uses_matmul_weight_grad` says it
+    pays (the DCGAN generators' 512-channel layers); elsewhere, and with an ``output_size``, PyTorch's own."""
 
     #: compute the weight gradient by :func:`conv2d_matmul_weight_grad` where it pays (``False``: never)
     matmul_weight_grad = True
+    #: compute a 1×1 input without padding by :func:`one_pixel_conv_transpose2d` (``False``: never)
+    one_pixel_linear = True
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if output_size is None and self._one_pixel_input(x):
+            return one_pixel_conv_transpose2d(x, self.weight, self.bias)
         if output_size is None and uses_matmul_weight_grad(self, x):
             return forward_with_matmul_weight_grad(self, x)
         return super().forward(x, output_size)
+
+    def _one_pixel_input(self, x: torch.Tensor) -> bool:
+        return (self.one_pixel_linear and x.dim() == 4 and x.shape[2:] == (1, 1) and self.padding == (0, 0)
+                and self.output_padding == (0, 0) and self.groups == 1 and self.dilation == (1, 1))

@@ -1,4 +1,4 @@
-"""Matrix-product weight gradients (genlab.nn.weight_grad) and the layer forms that use them."""
+"""Convolutions as matrix products (genlab.nn.matmul_conv) and the layer forms that use them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from torch import nn
 
 from genlab.nn.forms import as_pytorch_layers
 from genlab.nn.layers import PaddedConv2d
-from genlab.nn.weight_grad import (MatmulGradConvTranspose2d, conv2d_matmul_weight_grad, uses_matmul_weight_grad,
-                                   windows)
+from genlab.nn.matmul_conv import MatmulConvTranspose2d, conv2d_matmul_weight_grad, uses_matmul_weight_grad, windows
 
 CL = torch.channels_last
 
@@ -71,8 +70,8 @@ def _pair(form: type[nn.Module], args: tuple, bias: bool) -> tuple[nn.Module, nn
 
 @pytest.mark.parametrize("form, args, shape", [
     (PaddedConv2d, (256, 512, 4, 2, 1), (4, 256, 8, 8)),  # the Radford DCGAN discriminator's last k4 s2 layer
-    (MatmulGradConvTranspose2d, (512, 256, 5, 2, 2, 1), (2, 512, 6, 6)),  # the seed DCGAN generator's first s2 layer
-    (MatmulGradConvTranspose2d, (512, 64, 4, 2, 1), (2, 512, 4, 4)),
+    (MatmulConvTranspose2d, (512, 256, 5, 2, 2, 1), (2, 512, 6, 6)),  # the seed DCGAN generator's first s2 layer
+    (MatmulConvTranspose2d, (512, 64, 4, 2, 1), (2, 512, 4, 4)),
 ])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("autocast", [False, True])
@@ -112,3 +111,47 @@ def test_used_only_where_it_pays():
     assert not uses_matmul_weight_grad(wide, torch.randn(2, 64, 512, 512).to(memory_format=CL))  # windows > 128 MiB
     wide.matmul_weight_grad = False
     assert not uses_matmul_weight_grad(wide, x)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_one_pixel_transposed_convolution_is_a_linear_layer(bias, autocast):
+    """A DCGAN generator's first layer (z as a 1×1 map → 4×4): the form's values and gradients are
+    PyTorch's, in the same dtype, and it runs as one ``linear`` (no convolution in the autograd graph)."""
+    ours, theirs = _pair(MatmulConvTranspose2d, (100, 64, 4, 1, 0), bias)
+    z = torch.randn(5, 100, 1, 1)
+    assert ours._one_pixel_input(z)
+    z_ours, z_theirs = z.clone().requires_grad_(), z.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        y_ours, y_theirs = ours(z_ours), theirs(z_theirs)
+    assert y_ours.shape == y_theirs.shape == (5, 64, 4, 4) and y_ours.dtype == y_theirs.dtype
+    assert y_ours.is_contiguous(memory_format=CL) and "Convolution" not in type(y_ours.grad_fn).__name__
+    tolerance = 1e-2 if autocast else 1e-5
+    assert relative_error(y_ours.float(), y_theirs.float()) < tolerance
+    grad = torch.randn(y_ours.shape)
+    (y_ours.float() * grad).sum().backward()
+    (y_theirs.float() * grad).sum().backward()
+    assert relative_error(z_ours.grad, z_theirs.grad) < tolerance
+    assert relative_error(ours.weight.grad, theirs.weight.grad) < tolerance
+    if bias:
+        assert relative_error(ours.bias.grad, theirs.bias.grad) < tolerance
+
+
+def test_one_pixel_form_only_without_padding():
+    layer = MatmulConvTranspose2d(8, 4, 4, 2, 1)
+    assert not layer._one_pixel_input(torch.randn(2, 8, 1, 1))  # padding 1 crops the 4×4 window
+    assert not MatmulConvTranspose2d(8, 4, 4, 1, 0)._one_pixel_input(torch.randn(2, 8, 2, 2))
+
+
+def test_eager_convolution_to_a_few_pixels_is_one_product():
+    """A DCGAN discriminator's last layer (4×4 → 1×1) runs as matmul_conv2d in eager steps too."""
+    ours, theirs = _pair(PaddedConv2d, (512, 1, 4, 1, 0), True)
+    x = torch.randn(6, 512, 4, 4).to(memory_format=CL)
+    x_ours, x_theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_ours, y_theirs = ours(x_ours), theirs(x_theirs)
+    assert "Convolution" not in type(y_ours.grad_fn).__name__ and "Convolution" in type(y_theirs.grad_fn).__name__
+    assert relative_error(y_ours, y_theirs) < 1e-5
+    y_ours.sum().backward()
+    y_theirs.sum().backward()
+    for got, want in [(x_ours.grad, x_theirs.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad)]:
+        assert relative_error(got, want) < 1e-5
