@@ -34,8 +34,44 @@ from genlab.schema import Config
 def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
     """``torch.optim.Adam`` with the fused implementation: one kernel over all tensors, 3.3x faster
     than the default per-tensor loop on this project's 2-core Xeon (8.4 M parameters: 45 vs 148 ms
-    per step, one thread) and the same update rule; every family builds its optimizers here."""
-    return torch.optim.Adam(list(params), lr=lr, betas=tuple(betas), fused=True)
+    per step, one thread) and the same update rule; every family builds its optimizers here
+    (:class:`DenseAdam`, so channels-last weights cost no copies)."""
+    return DenseAdam(list(params), lr=lr, betas=tuple(betas), fused=True)
+
+
+class DenseAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` that hands its kernels each parameter, gradient and moment as a contiguous view
+    of its memory: a channels-last conv weight (O, I, k, k) as its (O, k, k, I) permutation.
+
+    Why: torch 2.13's fused CPU kernel copies every tensor that is not contiguous into a contiguous
+    clone and back at every step. For the Radford DCGAN's two networks (channels-last weights, one
+    thread, EPYC-BF16) that made a step of both optimizers 10.5 ms instead of 3.7 ms. Adam is
+    elementwise, so the order in which the kernel walks the elements does not change a value: the
+    result is bit for bit the same. The state (``exp_avg``, ``exp_avg_sq``) keeps the parameters' own
+    shape and layout, so checkpoints are unchanged. Each tensor is viewed with its parameter's
+    permutation, so a gradient in another layout is still paired element for element (the kernel then
+    copies only that gradient)."""
+
+    def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps):
+        has_complex = super()._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
+        for i, param in enumerate(params):
+            order = memory_order(param)
+            if order is None:
+                continue
+            for tensors in (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+                if i < len(tensors):  # max_exp_avg_sqs is empty without amsgrad
+                    tensors[i] = tensors[i].permute(order)
+        return has_complex
+
+
+def memory_order(t: torch.Tensor) -> tuple[int, ...] | None:
+    """The dimension order in which ``t``'s elements lie in memory (``t.permute(order)`` is contiguous), for
+    a dense tensor that is not contiguous (a channels-last weight: (0, 2, 3, 1)); ``None`` for a contiguous
+    one or one with gaps or overlaps."""
+    if t.is_contiguous():
+        return None
+    order = tuple(sorted(range(t.dim()), key=lambda d: (-t.stride(d), d)))
+    return order if t.permute(order).is_contiguous() else None
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
