@@ -15,7 +15,7 @@ CL = torch.channels_last
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
+    return float((a - b).detach().abs().max() / b.detach().abs().max())
 
 
 def test_windows_are_the_padded_maps_blocks_channel_fastest():
@@ -155,3 +155,27 @@ def test_eager_convolution_to_a_few_pixels_is_one_product():
     y_theirs.sum().backward()
     for got, want in [(x_ours.grad, x_theirs.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad)]:
         assert relative_error(got, want) < 1e-5
+
+
+@pytest.mark.parametrize("form, args, shape", [
+    (PaddedConv2d, (256, 512, 4, 2, 1), (2, 256, 8, 8)),  # the weight-gradient form
+    (PaddedConv2d, (64, 1, 4, 1, 0), (2, 64, 4, 4)),  # the few-output-pixels form
+    (PaddedConv2d, (64, 64, 3, 1, 1), (2, 64, 16, 16)),  # the Winograd form
+])
+def test_spectral_norm_iterates_once_per_call_as_in_pytorchs_layer(form, args, shape):
+    """A spectral-normed weight is recomputed (one power iteration, in training) at every read of
+    ``layer.weight``: the forms read it once per call, so training goes as with PyTorch's layer."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    ours, theirs = _pair(form, args, True)
+    ours, theirs = spectral_norm(ours), spectral_norm(theirs)
+    theirs.parametrizations.weight[0]._u.copy_(ours.parametrizations.weight[0]._u)
+    theirs.parametrizations.weight[0]._v.copy_(ours.parametrizations.weight[0]._v)
+    x = torch.randn(shape).to(memory_format=CL)
+    for _ in range(3):
+        y_ours, y_theirs = ours(x.clone().requires_grad_()), theirs(x.clone().requires_grad_())
+        y_ours.sum().backward()
+        y_theirs.sum().backward()
+    assert torch.equal(ours.parametrizations.weight[0]._u, theirs.parametrizations.weight[0]._u)
+    assert relative_error(y_ours, y_theirs) < 1e-4
+    assert relative_error(ours.parametrizations.weight.original.grad, theirs.parametrizations.weight.original.grad) < 1e-4

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from genlab.nn.matmul_conv import forward_with_matmul_weight_grad, matmul_conv2d, uses_matmul_weight_grad
+from genlab.nn.matmul_conv import forward_with_matmul_weight_grad, matmul_conv2d, uses_matmul_weight_grad, weight_parameter
 from genlab.nn.winograd import winograd_conv3x3, winograd_weight
 
 NormKind = Literal["instance", "batch", "none"]
@@ -243,8 +243,9 @@ class PaddedConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         compiling = torch.compiler.is_compiling()
         if self._winograd_input(x):
-            return winograd_conv3x3(self._pad(x, compiling), self.weight, self.bias,
-                                    None if compiling else self._winograd_weight())
+            weight = self.weight  # read once: a parametrized weight is recomputed at every read
+            return winograd_conv3x3(self._pad(x, compiling), weight, self.bias,
+                                    None if compiling else self._winograd_weight(weight))
         if not compiling:
             if uses_matmul_weight_grad(self, x):
                 return forward_with_matmul_weight_grad(self, x)
@@ -274,19 +275,19 @@ class PaddedConv2d(nn.Conv2d):
                 and self.groups == 1 and not isinstance(self.padding, str) and self.padding_mode in ("reflect", "zeros")
                 and min(self.in_channels, self.out_channels) >= self.winograd_min_channels):
             return False
-        if (x.dim() != 4 or x.dtype != torch.float32 or self.weight.dtype != torch.float32
+        if (x.dim() != 4 or x.dtype != torch.float32 or weight_parameter(self).dtype != torch.float32
                 or torch.is_autocast_enabled(x.device.type) or not x.is_contiguous(memory_format=torch.channels_last)):
             return False
         height, width = (n + 2 * p - 2 for n, p in zip(x.shape[-2:], self.padding))
         return (height > 0 and width > 0 and height % 4 == 0 and width % 4 == 0
                 and x.shape[0] * height * width >= self.winograd_min_pixels)
 
-    def _winograd_weight(self) -> torch.Tensor | None:
-        """Inside :func:`reuse_winograd_weights`, the weight's :func:`~genlab.nn.winograd.winograd_weight`,
-        computed once per optimizer step; ``None`` (computed per call) outside."""
+    def _winograd_weight(self, weight: torch.Tensor) -> torch.Tensor | None:
+        """Inside :func:`reuse_winograd_weights`, :func:`~genlab.nn.winograd.winograd_weight` of ``weight``
+        (this layer's), computed once per optimizer step; ``None`` (computed per call) outside."""
         if not _REUSE.depth:
             return None
-        weight, cached = self.weight, getattr(self, "_winograd_cache", None)
+        cached = getattr(self, "_winograd_cache", None)
         key = (_REUSE.generation, weight.data_ptr(), weight._version)  # load_state_dict's copy_ counts up the version
         if cached is None or cached[0]() is not weight or cached[1] != key:
             cached = self._winograd_cache = (weakref.ref(weight), key, winograd_weight(weight))

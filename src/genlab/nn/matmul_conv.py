@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.nn.utils import parametrize
 
 #: fewest rows of the weight gradient (the weight's first dimension) for which it is a matrix product
 MIN_ROWS = 512
@@ -164,19 +165,32 @@ def conv2d_matmul_weight_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch
                                        transposed)
 
 
+def weight_parameter(layer: nn.Module) -> torch.Tensor:
+    """The parameter behind ``layer.weight``: the weight itself, or for a parametrized weight (spectral
+    norm) its ``original``. Reading it, unlike ``layer.weight``, computes nothing: each read of a
+    parametrized weight reruns the parametrization (a spectral norm's power iteration in training), so a
+    form that checked the weight and then used it would iterate twice per call where the PyTorch layer
+    iterates once."""
+    if parametrize.is_parametrized(layer, "weight"):
+        return layer.parametrizations.weight.original
+    return layer.weight
+
+
 def uses_matmul_weight_grad(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> bool:
-    """Whether ``layer`` (a ``Conv2d`` or ``ConvTranspose2d`` form with a ``matmul_weight_grad`` switch) computes its weight gradient for input ``x``
-    by :func:`conv2d_matmul_weight_grad`: an eager train step on the CPU (grad enabled, weight trained),
-    a channels-last 4-D ``x``, zero padding without groups or dilation, ≥ :data:`MIN_ROWS` weight rows
-    and at most :data:`MAX_WINDOW_BYTES` of windows."""
-    weight = layer.weight
-    if (not layer.matmul_weight_grad or weight.shape[0] < MIN_ROWS or not (weight.requires_grad and torch.is_grad_enabled())
+    """Whether ``layer`` (a ``Conv2d`` or ``ConvTranspose2d`` form with a ``matmul_weight_grad`` switch)
+    computes its weight gradient for input ``x`` by :func:`conv2d_matmul_weight_grad`: an eager train
+    step on the CPU (grad enabled, weight trained), a channels-last 4-D ``x``, zero padding without
+    groups or dilation, ≥ :data:`MIN_ROWS` weight rows and at most :data:`MAX_WINDOW_BYTES` of windows.
+    Reads the layer's attributes only, not its (possibly parametrized) weight."""
+    transposed = isinstance(layer, nn.ConvTranspose2d)
+    rows = layer.in_channels if transposed else layer.out_channels  # the weight's first dimension
+    if (not layer.matmul_weight_grad or rows < MIN_ROWS or not torch.is_grad_enabled()
             or torch.compiler.is_compiling() or x.device.type != "cpu" or x.dim() != 4 or layer.groups != 1
             or layer.dilation != (1, 1) or layer.padding_mode != "zeros" or isinstance(layer.padding, str)
-            or not x.is_contiguous(memory_format=torch.channels_last)):
+            or not x.is_contiguous(memory_format=torch.channels_last) or not weight_parameter(layer).requires_grad):
         return False
     ky, kx = layer.kernel_size
-    if isinstance(layer, nn.ConvTranspose2d):  # windows of the output gradient, one per input pixel
+    if transposed:  # windows of the output gradient, one per input pixel
         pixels, channels = x.shape[2] * x.shape[3], layer.out_channels
     else:
         pixels = math.prod((n + 2 * p - k) // s + 1 for n, p, k, s
