@@ -7,14 +7,14 @@ Three forms, each the same function as PyTorch's layer (values to float rounding
 * :func:`one_pixel_conv_transpose2d`: a transposed convolution of a 1×1 map without padding (a DCGAN
   generator's first layer, z → 4×4), which is a linear layer: capped to AVX2 (one thread, EPYC,
   batch 32, ``python benchmarks/matmul_conv_ab.py``) the Radford generator's 100 → 512 layer takes
-  ~1.6 ms forward + backward instead of ~7.9 ms.
+  1.7 ms forward + backward instead of 13.7 ms.
 * :func:`conv2d_matmul_weight_grad`: a (transposed) convolution computed by oneDNN whose weight gradient
   is one product. oneDNN computes the weight gradient well below its forward's speed when the gradient
   has many rows (the weight's first dimension: output channels of a convolution, input channels of a
   transposed one) over a small map. Capped to AVX2 (one thread, EPYC, channels-last fp32, batch 32,
-  the same script): the Radford DCGAN discriminator's 256 → 512 layer (8 → 4 px) takes ~44 ms for its
-  weight gradient against ~19 ms forward, the seed DCGAN generator's 512 → 256 5×5 layer (6 → 12 px)
-  ~159 ms against ~91 ms.
+  the same script): the Radford DCGAN discriminator's 256 → 512 layer (8 → 4 px) takes 44–67 ms for
+  its weight gradient (as many multiply-adds as its ~19 ms forward), 24–27 ms as the product here; the
+  seed DCGAN generator's 512 → 256 5×5 layer (6 → 12 px) 175–190 ms against 81–88 ms.
 
   Here the weight gradient is ``gradᵀ @ windows``: every output pixel's k_y × k_x × C window of the
   (padded) input becomes a row (:func:`windows`), and the product over the N · H_out · W_out pixels
@@ -23,8 +23,9 @@ Three forms, each the same function as PyTorch's layer (values to float rounding
   For a transposed convolution the roles swap: its weight gradient is the weight gradient of the
   convolution that maps the output gradient back onto its input's pixels (windows of the output
   gradient). The product pays when its rows are many, so that each window, copied once, is used by
-  many rows; with fewer the windows' copy costs more than oneDNN's kernel saves (512 rows 1.4–1.9×
-  faster, 256 rows 0.84–1.09×, 128 rows ~0.6× capped to AVX2; in bf16 512 rows 1.35–1.70×). Hence
+  many rows; with fewer the windows' copy costs more than oneDNN's kernel saves (in one-off sweeps of
+  the DCGANs' layer shapes capped to AVX2: 512 rows 1.4–2.2× faster, 256 rows 0.84–1.09×, 64–128 rows
+  0.4–0.9×; in bf16 512 rows 1.3–1.7×). Hence
   :data:`MIN_ROWS`, and :data:`MAX_WINDOW_BYTES` bounds the windows' memory.
 
 :class:`~genlab.nn.layers.PaddedConv2d` uses the first and the third, :class:`MatmulConvTranspose2d`
