@@ -179,3 +179,21 @@ def test_spectral_norm_iterates_once_per_call_as_in_pytorchs_layer(form, args, s
     assert torch.equal(ours.parametrizations.weight[0]._u, theirs.parametrizations.weight[0]._u)
     assert relative_error(y_ours, y_theirs) < 1e-4
     assert relative_error(ours.parametrizations.weight.original.grad, theirs.parametrizations.weight.original.grad) < 1e-4
+
+
+def test_spectral_normed_forms_turn_back_into_pytorchs_layers():
+    """``genlab bench``'s plain loop (and ``compile_forms_ab.py``) run PyTorch's own layers also when D
+    has spectral norm: the parametrized form becomes a parametrized ``nn.Conv2d``, its norm kept."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    net = nn.Sequential(spectral_norm(PaddedConv2d(256, 512, 4, 2, 1)), MatmulConvTranspose2d(512, 8, 4, 2, 1))
+    assert as_pytorch_layers(net) == 2
+    conv, deconv = net
+    assert isinstance(conv, nn.Conv2d) and not isinstance(conv, PaddedConv2d) and parametrize.is_parametrized(conv)
+    assert type(deconv) is nn.ConvTranspose2d
+    x = torch.randn(2, 256, 8, 8).to(memory_format=CL).requires_grad_()
+    out = conv(x)
+    assert "Convolution" in type(out.grad_fn).__name__  # PyTorch's kernel, weight gradient included
+    sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+    assert abs(float(sigma) - 1) < 0.1  # still spectral-normed

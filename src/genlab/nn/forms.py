@@ -16,6 +16,7 @@ without a form.
 from __future__ import annotations
 
 from torch import nn
+from torch.nn.utils import parametrize
 
 from genlab.nn.activations import LeakyReLU
 from genlab.nn.dropout import Dropout
@@ -30,13 +31,19 @@ PYTORCH_LAYER: dict[type[nn.Module], type[nn.Module]] = {
 
 def as_pytorch_layers(model: nn.Module, only: type[nn.Module] | None = None) -> int:
     """Turn every form in ``model`` (or only those of type ``only``) into its PyTorch layer, in place
-    (the parameters stay as they are); returns how many were turned."""
+    (the parameters stay as they are; a parametrized form, such as a spectral-normed one, keeps its
+    parametrization); returns how many were turned."""
     if only is not None and only not in PYTORCH_LAYER:
         raise ValueError(f"as_pytorch_layers: {only.__name__} is not a layer form; "
                          f"forms: {', '.join(form.__name__ for form in PYTORCH_LAYER)}")
     count = 0
     for module in model.modules():
-        if type(module) in PYTORCH_LAYER and only in (None, type(module)):
+        if parametrize.is_parametrized(module):  # a spectral norm's class: Parametrized<form>(form), one per module
+            form = type(module).__bases__[0]
+            if form in PYTORCH_LAYER and only in (None, form):
+                type(module).__bases__ = (PYTORCH_LAYER[form],)  # keeps the class's parametrized properties
+                count += 1
+        elif type(module) in PYTORCH_LAYER and only in (None, type(module)):
             module.__class__ = PYTORCH_LAYER[type(module)]
             count += 1
     return count
