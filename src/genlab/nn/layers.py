@@ -200,7 +200,8 @@ class PaddedConv2d(nn.Conv2d):
 
     A third: a convolution with at most :attr:`matmul_max_rows` output pixels in the batch (batch ×
     height × width; a U-Net's innermost layers, 8×8 → 4×4 → 2×2 → 1×1 and back, at CycleGAN's batches
-    of 4 and 8) runs as :func:`~genlab.nn.matmul_conv.matmul_conv2d`, one matrix product over the output pixels' windows.
+    of 4 and 8; a DCGAN discriminator's 4×4 → 1×1 layer) runs as :func:`~genlab.nn.matmul_conv.matmul_conv2d`,
+    one matrix product over the output pixels' windows, compiled and (since 2026-12-06) eager too.
 
     And a form for eager and compiled runs alike (:attr:`winograd`): a 3×3 stride-1 convolution of
     an fp32 channels-last map (not under autocast) with at least :attr:`winograd_min_channels` input
@@ -216,12 +217,13 @@ class PaddedConv2d(nn.Conv2d):
     (:mod:`genlab.nn.matmul_conv`, where :func:`~genlab.nn.matmul_conv.uses_matmul_weight_grad` says so).
     """
 
-    #: output pixels in the batch (batch × height × width) up to which the compile-time form is
+    #: output pixels in the batch (batch × height × width) up to which the layer is
     #: :func:`~genlab.nn.matmul_conv.matmul_conv2d`. CycleGAN's 64-px U-Net step (batches of 4 and 8), compiled, one thread,
     #: EPYC-BF16, against the same step without the form (``benchmarks/compile_forms_ab.py --without
     #: matmul``): this threshold 1.10-1.14× in bf16 and 1.13-1.20× capped to AVX2 (three runs each);
     #: 4 output pixels per image 1.09× and 1.10×; 64 per image (8×8 maps too) 1.00× in bf16, the gain
-    #: of the smaller maps lost on the larger ones (one run each)
+    #: of the smaller maps lost on the larger ones (one run each). Eager, the same threshold: the U-Net step
+    #: 1.086× faster capped to AVX2 and 1.040× in bf16 (``--eager --without matmul``, one run each)
     matmul_max_rows = 128
     #: fp32 runs compute eligible 3×3 layers by Winograd F(4×4, 3×3) (``False``: ``F.conv2d``)
     winograd = True
