@@ -43,11 +43,16 @@ def _keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     return values.as_strided(x.shape, layout.stride()) >= round(p * 2**16) - 2**15
 
 
+def _resolvable(p: float) -> bool:
+    """``p`` is at least :data:`_RESOLUTION` from 0 and 1, so it does not round to either at 16 bits."""
+    return _RESOLUTION <= p <= 1 - _RESOLUTION
+
+
 def dropout_uniform_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout of ``x`` (any shape, floating point), ``2⁻¹⁶ ≤ p ≤ 1 − 2⁻¹⁶``: each element zeroed
     with probability ``p`` (rounded to a multiple of 2⁻¹⁶), the rest scaled by ``1/(1 − p)``; the mask
     comes from :func:`_keep_mask`."""
-    if not _RESOLUTION <= p <= 1 - _RESOLUTION:
+    if not _resolvable(p):
         raise ValueError(f"dropout_uniform_mask: p must be in [2**-16, 1 - 2**-16] (its resolution), got {p}")
     mask = _keep_mask(x, p).to(x.dtype)
     if x.dtype in _SCALE_EXACT_DTYPES:
@@ -60,6 +65,6 @@ class Dropout(nn.Dropout):
     with :func:`dropout_uniform_mask` in eager training (see the module docstring for why)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.inplace or not _RESOLUTION <= self.p <= 1 - _RESOLUTION or torch.compiler.is_compiling():
+        if not self.training or self.inplace or not _resolvable(self.p) or torch.compiler.is_compiling():
             return super().forward(x)
         return dropout_uniform_mask(x, self.p)

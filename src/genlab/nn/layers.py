@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from genlab.nn.matmul_conv import forward_with_matmul_weight_grad, matmul_conv2d, uses_matmul_weight_grad, weight_parameter
+from genlab.nn.matmul_conv import conv_output_size, forward_with_matmul_weight_grad, matmul_conv2d, uses_matmul_weight_grad, weight_parameter
 from genlab.nn.winograd import winograd_conv3x3, winograd_weight
 
 NormKind = Literal["instance", "batch", "none"]
@@ -300,8 +300,7 @@ class PaddedConv2d(nn.Conv2d):
         """At most :attr:`matmul_max_rows` output pixels in the batch for input ``x`` (no groups or dilation)."""
         if self.groups != 1 or self.dilation != (1, 1) or isinstance(self.padding, str):
             return False
-        height, width = ((n + 2 * p - k) // s + 1 for n, p, k, s
-                         in zip(x.shape[-2:], self.padding, self.kernel_size, self.stride))
+        height, width = conv_output_size(self, x)
         return height >= 1 and width >= 1 and x.shape[0] * height * width <= self.matmul_max_rows  # else conv2d's error
 
     def _thin_output(self) -> bool:

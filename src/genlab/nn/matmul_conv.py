@@ -34,8 +34,6 @@ the second and the third.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -166,6 +164,14 @@ def conv2d_matmul_weight_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch
                                        transposed)
 
 
+def conv_output_size(layer: nn.Conv2d, x: torch.Tensor) -> tuple[int, int]:
+    """Output (height, width) of convolution ``layer`` (numeric padding, no dilation) for input ``x`` (…, H, W);
+    < 1 where the kernel does not fit."""
+    height, width = ((n + 2 * p - k) // s + 1 for n, p, k, s
+                     in zip(x.shape[-2:], layer.padding, layer.kernel_size, layer.stride))
+    return height, width
+
+
 def weight_parameter(layer: nn.Module) -> torch.Tensor:
     """The parameter behind ``layer.weight``: the weight itself, or for a parametrized weight (spectral
     norm) its ``original``. Reading it, unlike ``layer.weight``, computes nothing: each read of a
@@ -194,9 +200,8 @@ def uses_matmul_weight_grad(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tens
     if transposed:  # windows of the output gradient, one per input pixel
         pixels, channels = x.shape[2] * x.shape[3], layer.out_channels
     else:
-        pixels = math.prod((n + 2 * p - k) // s + 1 for n, p, k, s
-                           in zip(x.shape[2:], layer.padding, layer.kernel_size, layer.stride))
-        channels = layer.in_channels
+        height, width = conv_output_size(layer, x)
+        pixels, channels = max(height, 0) * max(width, 0), layer.in_channels
     itemsize = torch.get_autocast_dtype("cpu").itemsize if torch.is_autocast_enabled("cpu") else x.element_size()
     return pixels > 0 and x.shape[0] * pixels * ky * kx * channels * itemsize <= MAX_WINDOW_BYTES
 
