@@ -6,7 +6,8 @@
 The process keeps freed memory as ``genlab train`` does (``train.reuse_freed_memory``; profiles
 taken before 2026-12-05's change to this script include the page faults of glibc's default).
 Prints seconds per step and the operators by self CPU time (BENCHMARKS.md, "Speed on the CPU");
-``--compile`` profiles the step with ``train.compile=true`` (compiled during the warm-up steps),
+``--compile`` profiles the step with ``train.compile=true`` (compiled during the warm-up steps;
+without it the eager step, also of a config that compiles by default),
 ``--conv-shapes`` adds the convolutions' forward and backward time per input shape, ``--op-shapes OP``
 any operator's time per input shape (``aten::copy_`` found the weight-gradient layout copies), and
 ``--kernel-names`` (with ``--compile``) names inductor's fused kernels (``cpp_fused_…``), which is how
@@ -60,7 +61,8 @@ def main() -> None:
         inductor_config.cpp.enable_kernel_profile = True  # each cpp_fused_* kernel a profiler event
     if args.plain and args.compile:
         parser.error("--plain profiles the eager plain step; it takes no --compile")
-    cfg = load_config(args.config, [*args.overrides, *(["train.compile=true"] if args.compile else [])])
+    # explicit both ways: the eager step unless --compile, whatever the config says
+    cfg = load_config(args.config, [*args.overrides, f"train.compile={str(args.compile).lower()}"])
     data = load_source(cfg.data, "train", registry.get(cfg.model.family).data_kind)
     index = torch.arange(min(cfg.train.batch_size, len(data)))
     if args.plain:  # as genlab bench runs it: the C library's allocator behaviour, batches built beforehand
