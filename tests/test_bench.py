@@ -111,3 +111,18 @@ def test_bench_without_compile_runs_eager_even_if_the_config_compiles(tmp_path):
                        progress=lambda *_: None)
     row = result["train"][0]
     assert row["genlab"] > 0 and "compile_s" not in row
+
+
+def test_only_picks_cases_in_any_letter_case_among_those_of_the_mode(monkeypatch):
+    import genlab.bench.run as bench_run
+    from genlab.errors import GenlabError
+
+    monkeypatch.setattr(bench_run, "compute_peaks", lambda *args: {})
+    monkeypatch.setattr(bench_run, "train_step_speed", lambda path, overrides, **kw: {"genlab": 1.0, "precision": "fp32"})
+    quiet = dict(features=False, progress=lambda line: None)
+    picked = lambda **kw: [row["label"] for row in bench_run.run_bench(**kw, **quiet)["train"]]  # noqa: E731
+    assert picked(quick=True, only=["vae"]) == ["VAE, lab-report (MNIST)"]  # the CVAE is not a quick case
+    assert picked(quick=False, only=["vae"]) == ["VAE, lab-report (MNIST)", "CVAE, lab-report (MNIST)"]
+    with pytest.raises(GenlabError, match="no case matches") as error:
+        bench_run.run_bench(quick=True, only=["nothing-like-this"], **quiet)
+    assert "DCGAN, Radford" in str(error.value) and "CVAE" not in str(error.value)

@@ -44,8 +44,13 @@ def test_train_sample_eval_round_trip(tmp_path):
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
     code, out = genlab("sample", str(run), "--n", "4", "--label", "12", "-o", str(a))
     assert code == 2 and "0..9" in out
-    code, out = genlab("eval", str(run), "eval.iw_samples=4", "eval.nll_images=8", "eval.num_samples=20")
-    assert code == 0, out
+    import torch
+
+    threads = torch.get_num_threads()
+    code, out = genlab("eval", str(run), "eval.iw_samples=4", "eval.nll_images=8", "eval.num_samples=20", "--threads", "1")
+    used = torch.get_num_threads()
+    torch.set_num_threads(threads)  # in-process: give the other tests theirs back
+    assert code == 0 and used == 1, out
     result = json.loads((run / "eval.json").read_text())["metrics"]
     assert result["test/elbo_images"] == 10000 and result["test/nll_iw_samples"] == 4
     assert 0 < result["test/nll"] < 800 and 0 <= result["conditional_accuracy"] <= 1
@@ -68,7 +73,7 @@ def test_eval_of_a_chosen_checkpoint_keeps_eval_json(tmp_path, monkeypatch):
         code, out = genlab("eval", str(run), *quick, "--checkpoint", str(path))
         assert code == 0 and f"eval_{path.stem}.json" in out, out
         results[path] = json.loads((run / f"eval_{path.stem}.json").read_text())
-        assert results[path]["checkpoint"] == path.name
+        assert results[path]["checkpoint"] == path.name and results[path]["checkpoint_file"] == str(path.resolve())
     assert (run / "eval.json").read_text() == '{"newest": true}'  # untouched
     assert results[first]["step"] < results[last]["step"]
     assert results[first]["metrics"]["test/neg_elbo"] != results[last]["metrics"]["test/neg_elbo"]
@@ -151,7 +156,7 @@ def test_help_texts_keep_their_defaults():
         assert code == 0 and shown in " ".join(out.replace("│", " ").split()), (command, shown)
 
 
-def test_eval_scores_a_folder_of_images_against_a_config(tmp_path):
+def test_eval_scores_a_folder_of_images_against_a_config(tmp_path, caplog):
     import numpy as np
     from PIL import Image
 
@@ -176,6 +181,9 @@ def test_eval_scores_a_folder_of_images_against_a_config(tmp_path):
     assert result["against"] == config and not (real / "eval.json").exists()  # nothing written into the folder
     code, text = genlab("eval", str(noise), "--against", config, "eval.num_samples=12")
     assert code == 0, text
+    assert "fewer than eval.num_samples" not in caplog.text
+    code, _ = genlab("eval", str(noise), "--against", config, "eval.num_samples=100")  # 16 images: scored, with a warning
+    assert code == 0 and "16 images, fewer than eval.num_samples=100" in caplog.text
     noise_fid = float(next(line.split()[-1] for line in text.splitlines() if line.startswith("fid_evaluator")))
     assert metrics["fid_evaluator"] < noise_fid / 3  # digits look like the test set, uniform noise does not
 
@@ -186,3 +194,36 @@ def test_eval_scores_a_folder_of_images_against_a_config(tmp_path):
     (noise / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     code, text = genlab("eval", str(noise), "--against", config)
     assert code == 2 and "broken.png" in text
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch):
+    """A path that cannot be written stops a command at once, not after its benchmark or training."""
+    import genlab.bench.run as bench_run
+
+    calls = []
+    monkeypatch.setattr(bench_run, "run_bench", lambda **kwargs: calls.append(kwargs))
+    taken = tmp_path / "results.json"
+    taken.write_text("{}")
+    cases = [
+        (["bench", "--quick", "-o", str(taken / "x.json")], "is a file, not a folder"),
+        (["bench", "--quick", "-o", str(tmp_path)], "is a folder; give the file"),
+        (["bench", "--quick", "-o", str(tmp_path / "speed.md")], "give a .json name"),
+        (["train", str(CONFIGS / "vae-mnist.yaml"), "--run-dir", str(taken / "run")], "is a file, not a folder"),
+        (["train", str(CONFIGS / "vae-mnist.yaml"), "--run-dir", str(taken)], "is a file; give the folder"),
+        (["sample", str(tmp_path / "no-run"), "-o", str(taken / "x.png")], "is a file, not a folder"),
+        (["translate", str(tmp_path / "no-run"), str(taken), "--direction", "AtoB", "-o", str(taken)],
+         "is a file; give the folder"),
+        (["report", str(tmp_path / "no-run"), "-o", str(taken / "r.html")], "is a file, not a folder"),
+    ]
+    for args, words in cases:
+        code, out = genlab(*args)
+        assert code == 2 and words in out, (args, out)
+    assert calls == [] and taken.read_text() == "{}" and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_eval_against_refuses_a_run_directory(tmp_path):
+    run = tmp_path / "run"
+    code, out = genlab("train", str(CONFIGS / "vae-mnist.yaml"), *TINY, "train.epochs=1", "--run-dir", str(run))
+    assert code == 0, out
+    code, out = genlab("eval", str(run), "--against", str(CONFIGS / "dcgan-mnist.yaml"))
+    assert code == 2 and "is a run directory" in out and f"genlab eval {run}" in out

@@ -61,8 +61,14 @@ def test_missing_and_broken_files(tmp_path):
         read_yaml(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
         read_yaml(bad)
+    assert f'in "{bad}", line 2' in str(err.value) and "<unicode string>" not in str(err.value)
+    run = tmp_path / "run"  # a run directory given where its config.yaml was meant
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 1\n")
+    with pytest.raises(ConfigError, match=f"is a folder; give a YAML file; {run / 'config.yaml'} is a run's config"):
+        read_yaml(run)
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         read_yaml(bad)

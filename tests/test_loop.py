@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import assert_same_weights, losses, tiny_config, weights
+from conftest import CONFIGS, assert_same_weights, losses, tiny_config, weights
+from genlab.config import load_config
 from genlab.core.checkpoint import list_checkpoints, load_checkpoint
 from genlab.errors import GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel
@@ -60,6 +61,24 @@ def test_existing_run_is_not_overwritten_silently(tmp_path):
         train(tiny_config("vae-mnist", "train.epochs=2", "model.latent_dim=3"), run, resume=True)
     train(tiny_config("vae-mnist", "train.epochs=1", "seed=5"), run, overwrite=True)
     assert len(losses(run)) == 1
+    # another family: its name leads the list of differences, and the ones cut off are counted
+    with pytest.raises(GenlabError, match=r"with a different experiment .*: model\.family: 'vae' -> 'gan'; name: .*"
+                                          r"; and \d+ more \(only train\.epochs"):
+        train(load_config(CONFIGS / "dcgan-mnist.yaml", ["train.epochs=1"]), run, resume=True)
+    user = tmp_path / "notes"  # a folder of the user's own files is not called a run, and is left alone
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(GenlabError, match="holds files but no genlab run"):
+        train(tiny_config("vae-mnist", "train.epochs=1"), user)
+    assert [p.name for p in user.iterdir()] == ["notes.txt"]
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path):
+    run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "run")
+    before = weights(run)
+    train(tiny_config("vae-mnist", "train.epochs=1"), run, resume=True)
+    assert "already trained its train.epochs=1" in (run / "train.log").read_text()
+    assert len(losses(run)) == 1 and all(torch.equal(before[k], w) for k, w in weights(run).items())
 
 
 def test_resume_of_a_run_saved_before_a_key_existed(tmp_path):
@@ -129,6 +148,9 @@ def test_precision_auto_is_resolved_from_the_cpu_and_recorded(tmp_path, monkeypa
         assert hardware.resolve_precision("auto", torch.device("cpu"))[0] == expected
         assert hardware.resolve_precision("fp32", torch.device("cpu"))[0] == "fp32"
     monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CPUInfo("test CPU", 2, ("AVX2",)))
+    # asked for, bf16 is kept, and the reason says it is emulated on this CPU
+    precision, why = hardware.resolve_precision("bf16", torch.device("cpu"))
+    assert precision == "bf16" and "train.precision=bf16" in why and "emulated, slower than fp32" in why
     run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "run")
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "fp32"
     assert "precision fp32: the CPU has no native bf16" in (run / "train.log").read_text()

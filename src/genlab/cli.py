@@ -14,14 +14,17 @@ from pathlib import Path
 
 import typer
 
+from genlab.core.paths import check_writable
 from genlab.errors import GenlabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train, sample, evaluate and compare generative image models.")
-evaluator_app = typer.Typer(no_args_is_help=True, help="The evaluator classifier used by the metrics.")
+evaluator_app = typer.Typer(no_args_is_help=True, help="The networks the metrics score with: the evaluator "
+                            "classifier (train) and the image-text matcher (text-match).")
 app.add_typer(evaluator_app, name="evaluator")
 
-OVERRIDES_HELP = "Dotted config overrides key=value, e.g. train.epochs=1 data.limit=512 model.latent_dim=16 seed=3."
+OVERRIDES_HELP = ("Dotted config overrides key=value, e.g. train.epochs=1 data.limit=512 model.latent_dim=16 seed=3 "
+                  "(every key: README.md, 'Config keys').")
 
 
 def _setup_logging() -> None:
@@ -35,8 +38,8 @@ def _setup_logging() -> None:
 
 @app.command()
 def train(
-    config: Path = typer.Argument(..., help="YAML config, e.g. configs/vae-mnist.yaml."),
-    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config, e.g. configs/vae-mnist.yaml."),
+    overrides: list[str] | None = typer.Argument(None, metavar="KEY=VALUE", help=OVERRIDES_HELP, show_default=False),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Where the run is written (default: runs/<config name>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's newest checkpoint (starts fresh if it has none)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory and start again."),
@@ -47,7 +50,7 @@ def train(
     from genlab.train.loop import train as run_training
 
     cfg = load_config(config, overrides or [])
-    out = run_dir or Path("runs") / cfg.name
+    out = check_writable(run_dir or Path("runs") / cfg.name, "--run-dir", folder=True)
     run_training(cfg, out, resume=resume, overwrite=overwrite)
     if figures and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes figures
         from genlab.analysis.run_figures import write_figures
@@ -75,8 +78,8 @@ def _leave_without_finalizing() -> None:
 
 @app.command()
 def info(
-    config: Path = typer.Argument(..., help="YAML config."),
-    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config."),
+    overrides: list[str] | None = typer.Argument(None, metavar="KEY=VALUE", help=OVERRIDES_HELP, show_default=False),
 ) -> None:
     """Print each network of the model with its parameter count."""
     from genlab.config import load_config
@@ -93,7 +96,7 @@ def info(
 
 @app.command()
 def sample(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `genlab train`."),
     n: int = typer.Option(64, "--n", min=1, max=10000, help="Number of images."),
     label: int | None = typer.Option(None, "--label", help="Class to generate (conditional models); default: cycle through classes."),
     text: str | None = typer.Option(None, "--text", help="Caption to generate from (text-to-image models, e.g. StackGAN; "
@@ -115,6 +118,7 @@ def sample(
 
     if output.suffix.lower() != ".png" or output.is_dir():
         raise GenlabError(f"-o/--output: got {output}; genlab sample writes one PNG grid, so give a file name ending in .png")
+    check_writable(output, "-o/--output")
     config, model, _ = load_run(run_dir, checkpoint=checkpoint)
     family = registry.get(config.model.family)
     if text is None and not family.can("sample"):
@@ -149,8 +153,8 @@ def sample(
 
 @app.command("eval")
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`, or with --against a folder of images."),
-    overrides: list[str] | None = typer.Argument(None, help="Eval overrides, e.g. eval.iw_samples=5000 eval.nll_images=null "
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `genlab train`, or with --against a folder of images."),
+    overrides: list[str] | None = typer.Argument(None, metavar="KEY=VALUE", help="Eval overrides, e.g. eval.iw_samples=5000 eval.nll_images=null "
                                                  "eval.inception=true eval.num_samples=5000.", show_default=False),
     against: Path | None = typer.Option(None, "--against", help="Score RUN_DIR as a folder of images (e.g. another model's "
                                         "samples) against this config's data: FID/KID/precision/recall (and IS for "
@@ -159,17 +163,25 @@ def evaluate(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Evaluate this checkpoint file of the run (e.g. an "
                                            "earlier step copied aside) instead of its newest; the results go to "
                                            "RUN_DIR/eval_<file name>.json, so eval.json stays the newest's."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads for the evaluation "
+                                       "(default: torch's, every core)."),
 ) -> None:
     """Compute the family's metrics; print them and write RUN_DIR/eval.json (with --against: score a folder of images)."""
     import json
 
     _setup_logging()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     from genlab.eval.run_metrics import eval_output_path, evaluate_run, evaluate_samples_folder
 
     if checkpoint is not None and against is not None:
         raise GenlabError("--checkpoint goes with a run directory, not with --against (which scores a folder of images)")
     if output is not None and against is None:
         raise GenlabError("-o/--output goes with --against; a run's metrics are written to RUN_DIR/eval.json")
+    if output is not None:
+        check_writable(output, "-o/--output")
     if against is None and not (run_dir / "config.yaml").is_file() and run_dir.is_dir():
         raise GenlabError(f"{run_dir} is not a run directory (no config.yaml); to score a folder of images, "
                           "pass --against CONFIG (e.g. --against configs/dcgan-mnist.yaml)")
@@ -189,8 +201,8 @@ def evaluate(
 
 @app.command()
 def translate(
-    run_dir: Path = typer.Argument(..., help="A run directory of a translation model (e.g. CycleGAN)."),
-    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively); any size and aspect ratio.",
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory of a translation model (e.g. CycleGAN)."),
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT", help="Image files and/or folders (searched recursively); any size and aspect ratio.",
                                         show_default=False),
     direction: str = typer.Option(..., "--direction", help="AtoB (G_A: domain A to B) or BtoA (G_B)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the translations; each keeps its input's file "
@@ -204,6 +216,7 @@ def translate(
     """Translate images with a trained two-domain model; outputs keep the inputs' names and sizes."""
     from genlab.translate import translate_files
 
+    check_writable(output, "-o/--output", folder=True)
     report = translate_files(run_dir, direction, inputs, output, native=native, overwrite=overwrite,
                              checkpoint=checkpoint)
     for path, reason in report.skipped:
@@ -215,7 +228,7 @@ def translate(
 
 
 @app.command()
-def figures(run_dir: Path = typer.Argument(..., help="A run directory written by `genlab train`.")) -> None:
+def figures(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `genlab train`.")) -> None:
     """(Re)write the family's analysis figures into RUN_DIR/figures."""
     from genlab.analysis.run_figures import write_figures
 
@@ -225,7 +238,7 @@ def figures(run_dir: Path = typer.Argument(..., help="A run directory written by
 
 @app.command()
 def report(
-    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories written by `genlab train`; with "
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="One or more run directories written by `genlab train`; with "
                                           "several, the report starts with a comparison of their metrics and curves."),
     output: Path | None = typer.Option(None, "-o", "--output", help="HTML file to write (default: RUN_DIR/report.html "
                                        "for one run; required for several)."),
@@ -241,12 +254,13 @@ def report(
         output = run_dirs[0] / "report.html"
     if output.is_dir():
         raise GenlabError(f"-o/--output: {output} is a folder; give the HTML file to write, e.g. {output / 'report.html'}")
+    check_writable(output, "-o/--output")
     typer.echo(f"wrote {write_report(run_dirs, output, title)}")
 
 
 @app.command()
 def demo(
-    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories written by `genlab train`; one tab each."),
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="One or more run directories written by `genlab train`; one tab each."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. The default serves this machine only; "
                              "another address (e.g. 0.0.0.0) lets other machines use the demo, which has no login."),
     port: int = typer.Option(7860, "--port", min=1, max=65535, help="TCP port to listen on."),
@@ -271,6 +285,7 @@ def evaluator_train(
     """Train the evaluator classifier and save it with the command that made it."""
     from genlab.eval.classifier import train_and_save
 
+    check_writable(output, "-o/--output")
     command = "genlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta = train_and_save(data, epochs, seed, output, command)
     typer.echo(f"test accuracy {float(meta['test_accuracy']):.4f}; wrote {output}")
@@ -278,8 +293,8 @@ def evaluator_train(
 
 @evaluator_app.command("text-match")
 def evaluator_text_match(
-    config: Path = typer.Argument(..., help="YAML config of a text-to-image run, e.g. configs/stackgan-emoji.yaml."),
-    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config of a text-to-image run, e.g. configs/stackgan-emoji.yaml."),
+    overrides: list[str] | None = typer.Argument(None, metavar="KEY=VALUE", help=OVERRIDES_HELP, show_default=False),
 ) -> None:
     """Train (or find) the image-text matcher that R-precision uses, on the config's training images; cached."""
     from genlab.config import load_config
@@ -298,7 +313,7 @@ def bench(
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's, all cores)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Timed steps per loop and case (default: 6 quick, 20 full)."),
     only: list[str] | None = typer.Option(None, "--only", help="Only cases whose label contains this text "
-                                          "(repeatable), e.g. --only CycleGAN."),
+                                          "(any letter case; repeatable), e.g. --only cyclegan."),
     features: bool = typer.Option(True, "--features/--no-features", help="Also time FID feature extraction."),
     compile: bool = typer.Option(False, "--compile", help="Time genlab's steps with train.compile=true "
                                  "(torch.compile) and report each case's compile time."),
@@ -309,6 +324,11 @@ def bench(
     """Speed on this machine: genlab's train steps beside plain fp32 eager loops, FLOPs, peaks, memory, sampling."""
     from genlab.bench.run import markdown, run_bench, write_results
 
+    if output.suffix.lower() == ".md":
+        raise GenlabError(f"-o/--output: got {output}; the JSON goes there and the Markdown table beside it "
+                          f"with .md, so give a .json name, e.g. {output.with_suffix('.json')}")
+    check_writable(output, "-o/--output")
+    check_writable(output.with_suffix(".md"), "-o/--output (its .md twin)")
     if compile:
         import torch
 

@@ -85,6 +85,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or a syntax error is a :class:`ConfigError`."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"; {path / 'config.yaml'} is a run's config" if (path / "config.yaml").is_file() else ""
+        raise ConfigError(f"config file {path} is a folder; give a YAML file{hint}")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -94,7 +97,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        where = str(exc).replace('"<unicode string>"', f'"{path}"')  # safe_load of a string names no file
+        raise ConfigError(f"config file {path} is not valid YAML: {where}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -65,6 +65,10 @@ def configs_dir() -> Path:
                       "root or pass --configs DIR")
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def _share(row: dict, peaks: dict) -> str:
     """``" (12 %)"``: the row's GFLOP/s as a share of the conv peak of its dtype, or ``""`` if not measured."""
     peak = peaks.get(row["precision"])
@@ -83,10 +87,10 @@ def markdown(result: dict) -> str:
     peaks = result["peaks"]
     compile_note = " genlab steps with train.compile=true (torch.compile; compile time per case below);" \
         if result.get("compile") else ""
-    lines = [f"CPU: {result['cpu']}; {result['threads']} threads;{compile_note} peaks GFLOP/s: "
+    lines = [f"CPU: {result['cpu']}; {_threads(result['threads'])};{compile_note} peaks GFLOP/s: "
              + "; ".join(f"{d} matmul {p['matmul']:.0f}, conv {p['conv']:.0f}" for d, p in peaks.items()), "",
              "| case | batch | precision | genlab img/s | plain fp32 img/s | × (range over blocks) | GFLOP/step | genlab GFLOP/s "
-             "(% conv peak) | data % | peak MiB | sample img/s |",
+             "(% conv peak of its precision) | data % | peak MiB | sample img/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["train"]:
         plain = f"{row['plain_fp32_eager']:.1f}" if "plain_fp32_eager" in row else "—"
@@ -117,10 +121,12 @@ def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path 
               compile: bool = False, progress=print) -> dict:
     """Measure every case (``quick``: the quick ones with few steps; ``compile``: genlab's steps with
     ``train.compile=true``); returns the results dict."""
-    cases = [c for c in CASES if (c.quick or not quick) and (not only or any(o in c.label for o in only))]
+    available = [c for c in CASES if c.quick or not quick]
+    cases = [c for c in available if not only or any(o.lower() in c.label.lower() for o in only)]
     if not cases:
         raise GenlabError(f"genlab bench: no case matches --only {' '.join(only or [])!r}"
-                          f"{' with --quick' if quick else ''}; cases: {'; '.join(c.label for c in CASES)}")
+                          f"{' with --quick' if quick else ''}; cases{' with --quick' if quick else ''}: "
+                          f"{'; '.join(c.label for c in available)}")
     if threads:
         torch.set_num_threads(threads)
     folder = configs or configs_dir()
@@ -128,7 +134,7 @@ def run_bench(*, quick: bool = False, threads: int | None = None, configs: Path 
     info = cpu_info()
     result = {"cpu": info.describe(), "features_present": list(info.features), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "quick": quick, "compile": compile}
-    progress(f"CPU: {result['cpu']}; torch {torch.__version__}, {result['threads']} threads")
+    progress(f"CPU: {result['cpu']}; torch {torch.__version__}, {_threads(result['threads'])}")
     # bf16 only where it is native: no case trains in it elsewhere (auto → fp32), and emulated it takes minutes
     result["peaks"] = compute_peaks(0.3 if quick else 2.0, ("fp32", "bf16") if info.native_bf16 else ("fp32",))
     for dtype, peak in result["peaks"].items():

@@ -125,11 +125,16 @@ def _cores() -> int:
 def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
     """The precision to train in for ``train.precision=requested`` on ``device``, and why.
 
-    ``fp32`` and ``bf16`` are kept as asked; ``auto`` is ``bf16`` on a CUDA device that supports it
-    and on a CPU with native bf16 (AVX512_BF16 or AMX), ``fp32`` otherwise.
+    ``fp32`` and ``bf16`` are kept as asked (the reason says so, and for ``bf16`` on a CPU without
+    native bf16 that it runs emulated there, slower than fp32); ``auto`` is ``bf16`` on a CUDA device
+    that supports it and on a CPU with native bf16 (AVX512_BF16 or AMX), ``fp32`` otherwise.
     """
     if requested != "auto":
-        return requested, "set in the config"
+        why = f"train.precision={requested}"
+        if requested == "bf16" and device.type == "cpu" and not cpu_info().native_bf16:
+            why += (" on a CPU without native bf16 (AVX512_BF16 or AMX): emulated, slower than fp32 here; "
+                    "train.precision=auto picks fp32")
+        return requested, why
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return "bf16", f"{torch.cuda.get_device_name(device)} supports bf16"

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ KID_SUBSETS = 100  # Bińkowski et al. 2018 and torchmetrics' default
 KID_SUBSET_SIZE = 1000
 PR_K = 3  # Kynkäänniemi et al. 2019, §2 / Fig. 3: k = 3
 IS_SPLITS = 10  # Salimans et al. 2016 (their code: 10 splits of 5,000)
+
+log = logging.getLogger("genlab")
 CACHE_FORMAT = "genlab-features-v1"
 #: datasets with a shipped (or trainable) evaluator classifier
 EVALUATOR_DATASETS = ("mnist", "fashion-mnist")
@@ -319,7 +322,7 @@ def _extractors(config: Config, inception: bool) -> tuple[list, dict[str, str]]:
     if inception:
         used.append(InceptionFeatures())  # asked for explicitly: a missing package is an error
     else:
-        skipped["inception"] = "off (set eval.inception=true; about 0.25 s per image per CPU core)"
+        skipped["inception"] = "off (set eval.inception=true; about 0.1 s per image per CPU core)"
     return used, skipped
 
 
@@ -395,6 +398,10 @@ def _load_samples(folder: str | Path, data: DataConfig, limit: int | None, skip_
                                limit=limit, skip_bad=skip_bad)
     if len(loaded) < PR_K + 1:
         raise GenlabError(f"{folder}: {len(loaded)} images; sample metrics need at least {PR_K + 1}")
+    if limit is not None and len(loaded) < limit:
+        log.warning("%s: %d images, fewer than eval.num_samples=%d: FID and KID rise as the sample shrinks, so "
+                    "compare them only between equal numbers of images (the count is num_samples in the protocol)",
+                    folder, len(loaded), limit)
     return loaded
 
 

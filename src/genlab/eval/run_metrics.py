@@ -22,7 +22,8 @@ def apply_eval_overrides(config: Config, overrides: list[str]) -> None:
     bad = [o for o in overrides if not o.startswith("eval.")]
     if bad:
         raise ConfigError(f"override {bad[0]!r}: genlab eval accepts eval.* keys only "
-                          f"({', '.join('eval.' + k for k in EvalConfig.__dataclass_fields__)})")
+                          f"({', '.join('eval.' + k for k in EvalConfig.__dataclass_fields__)}); "
+                          "its threads are set with --threads")
     if overrides:
         merged = apply_overrides({"eval": config.to_dict()["eval"]}, list(overrides))
         config.eval = from_dict(EvalConfig, merged["eval"], prefix="eval")
@@ -35,6 +36,9 @@ def evaluate_samples_folder(folder: str | Path, config_path: str | Path, overrid
     folder = Path(folder)
     if not folder.is_dir():
         raise GenlabError(f"{folder}: not a directory (--against scores a folder of images)")
+    if (folder / "config.yaml").is_file() and (folder / "checkpoints").is_dir():
+        raise GenlabError(f"{folder} is a run directory (config.yaml, checkpoints/), not a folder of samples: "
+                          f"evaluate the run with `genlab eval {folder}` (without --against), which draws its own samples")
     config = load_config(config_path)
     apply_eval_overrides(config, list(overrides))
     config.data.test_limit = None  # the whole reference split, as for runs
@@ -71,6 +75,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = (), checkpoint: str
     result = {
         "run": str(run_dir),
         "checkpoint": name,
+        **({} if checkpoint is None else {"checkpoint_file": str(Path(checkpoint).resolve())}),
         "epoch": state["loop"]["epoch"],
         "step": state["loop"]["step"],
         "family": family,

@@ -103,7 +103,7 @@ def evaluate_translation(model, config: Config) -> dict[str, Any]:
                                           resamples=FID_BOOTSTRAP_RESAMPLES)
             metrics[f"fid_{direction}_gain"], metrics[f"fid_{direction}_gain_se"] = margin["gain"], margin["gain_se"]
     else:
-        skipped["fid"] = "off (set eval.inception=true; about 0.25 s per image per CPU core)"
+        skipped["fid"] = "off (set eval.inception=true; about 0.1 s per image per CPU core)"
     metrics["protocol"] = {
         "test_images": {"A": len(test.a), "B": len(test.b)}, "aligned": test.aligned,
         "reference": f"{config.data.name}/test (translated test A vs real test B, and B vs A)",

@@ -108,8 +108,11 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
     before = "absent" if not run_dir.exists() else "used" if any(run_dir.iterdir()) else "empty"
     if before == "used" and not resume:
         if not overwrite:
-            raise GenlabError(f"run directory {run_dir} already holds a run; pass --resume to continue it, "
-                              "--overwrite to start again, or --run-dir for a new one")
+            if saved.is_file() or (run_dir / "checkpoints").is_dir():
+                raise GenlabError(f"run directory {run_dir} already holds a run; pass --resume to continue it, "
+                                  "--overwrite to start again, or --run-dir for a new one")
+            raise GenlabError(f"run directory {run_dir} holds files but no genlab run; give --run-dir a new or empty "
+                              "folder (--overwrite would add a run beside those files)")
         for name in ("checkpoints", "tensorboard", "samples", "figures"):
             shutil.rmtree(run_dir / name, ignore_errors=True)
         for name in ("metrics.jsonl", "eval.json", "train.log", "config.yaml", "sources.json"):
@@ -156,7 +159,9 @@ def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
                      f"{new['train']['lr_schedule']} (its decay spans the run's epochs; to train longer, "
                      f"start a new run with train.init_from={path.parent})")
     if diffs:
-        raise GenlabError(f"--resume with a different experiment than {path}: " + "; ".join(diffs[:5])
+        diffs.sort(key=lambda d: not d.startswith(("model.family:", "name:")))  # another model says the most
+        more = f"; and {len(diffs) - 5} more" if len(diffs) > 5 else ""
+        raise GenlabError(f"--resume with a different experiment than {path}: " + "; ".join(diffs[:5]) + more
                           + " (only train.epochs and bookkeeping keys may change)")
 
 
@@ -305,6 +310,9 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------------------
     def fit(self) -> None:
         cfg, ctx = self.config, self.ctx
+        if self.state.epoch >= cfg.train.epochs and ctx.is_main:
+            log.info("the run has already trained its train.epochs=%d (step %d): nothing to train; to train longer, "
+                     "resume with a larger train.epochs", cfg.train.epochs, self.state.step)
         logger = RunLogger(self.run_dir, ctx.is_main, self.state.step)
         if ctx.distributed:
             self.model.wrap_networks(ctx.ddp_wrapper(cfg.train.sync_batchnorm))
