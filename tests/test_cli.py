@@ -206,13 +206,13 @@ def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch):
     taken.write_text("{}")
     cases = [
         (["bench", "--quick", "-o", str(taken / "x.json")], "is a file, not a folder"),
-        (["bench", "--quick", "-o", str(tmp_path)], "is a folder; give the file"),
+        (["bench", "--quick", "-o", str(tmp_path)], "is a folder; give a file"),
         (["bench", "--quick", "-o", str(tmp_path / "speed.md")], "give a .json name"),
         (["train", str(CONFIGS / "vae-mnist.yaml"), "--run-dir", str(taken / "run")], "is a file, not a folder"),
-        (["train", str(CONFIGS / "vae-mnist.yaml"), "--run-dir", str(taken)], "is a file; give the folder"),
+        (["train", str(CONFIGS / "vae-mnist.yaml"), "--run-dir", str(taken)], "is a file; give a folder"),
         (["sample", str(tmp_path / "no-run"), "-o", str(taken / "x.png")], "is a file, not a folder"),
         (["translate", str(tmp_path / "no-run"), str(taken), "--direction", "AtoB", "-o", str(taken)],
-         "is a file; give the folder"),
+         "is a file; give a folder"),
         (["report", str(tmp_path / "no-run"), "-o", str(taken / "r.html")], "is a file, not a folder"),
     ]
     for args, words in cases:

@@ -244,6 +244,18 @@ def test_translate_command(tmp_path, root):
     assert made["last"] == made["newest"] != made["first"]
     result = runner.invoke(app, ["sample", str(run), "--n", "4", "-o", str(tmp_path / "x.png")])
     assert isinstance(result.exception, GenlabError) and "genlab translate" in str(result.exception)
+    originals = {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()}
+    for target, words in ((inputs, "is the input folder"), (inputs / "sub" / "out", "inside the input folder"),
+                          (inputs / "sub", "is an input")):  # the last: a file input, -o its own folder
+        given = [str(inputs)] if target != inputs / "sub" else [str(inputs / "sub" / "grey.png")]
+        result = runner.invoke(app, ["translate", str(run), *given, "--direction", "AtoB", "--overwrite", "-o", str(target)])
+        assert isinstance(result.exception, GenlabError) and words in str(result.exception), (target, result.output)
+    assert {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()} == originals  # nothing replaced or added
+    Image.fromarray(np.full((9, 12, 3), 200, np.uint8)).save(tmp_path / "pic.gif")
+    result = runner.invoke(app, ["translate", str(run), str(tmp_path / "pic.gif"), "--direction", "AtoB", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "pic.gif") as gif:  # a .gif output is a GIF, not PNG bytes under that name
+        assert gif.format == "GIF" and gif.size == (12, 9)
 
 
 def test_native_translation_pads_to_the_stride_and_crops_back(root):
@@ -276,3 +288,23 @@ def test_resume_refuses_another_number_of_epochs_under_the_decay(tmp_path, root)
     with pytest.raises(GenlabError, match="train.epochs=1 under a learning-rate schedule"):
         train(tiny(root, "train.epochs=3", "model.decay_epochs=1"), run, resume=True)
     assert (run / "config.yaml").read_text() == saved  # a refused resume changes nothing
+    train(tiny(root, "train.epochs=1", "model.decay_epochs=1"), run, resume=True)  # finished: the advice fits the decay
+    assert f"nothing to train; to train longer, start a new run with train.init_from={run}" in (run / "train.log").read_text()
+
+
+def test_log_names_both_domains_sizes_and_a_missing_test_split(tmp_path, root):
+    no_test = tmp_path / "no-test"
+    shutil.copytree(root, no_test, ignore=shutil.ignore_patterns("testA", "testB"))
+    run = train(tiny(no_test, "train.epochs=1"), tmp_path / "run")
+    log = (run / "train.log").read_text()
+    assert "training on 10 A / 6 B images" in log and "has no test split" in log
+
+
+def test_eval_names_a_relative_data_root_it_cannot_find(tmp_path, root, monkeypatch):
+    from genlab.eval.run_metrics import evaluate_run
+
+    monkeypatch.chdir(root.parent)
+    run = train(tiny(root.name, "train.epochs=1"), tmp_path / "run")  # data.root saved as typed: relative
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GenlabError, match=f"data.root={root.name}: no such folder below {tmp_path}"):
+        evaluate_run(run)

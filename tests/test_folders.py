@@ -111,6 +111,7 @@ def test_skip_bad_records_and_warns_once(tmp_path, caplog):
         r for r in caplog.records if r.name == "genlab.data" and r.levelno == logging.WARNING
     ]
     assert len(warnings) == 1 and "skipped 2 of 5" in warnings[0].getMessage()
+    assert "2_empty.png" in warnings[0].getMessage() and "4_text.jpg" in warnings[0].getMessage()  # each one named
     means = result.images.float().mean(dim=(1, 2, 3))
     assert torch.allclose(means, torch.tensor([10.0, 30.0, 50.0]), atol=1)
 

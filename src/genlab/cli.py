@@ -1,7 +1,9 @@
 """Command line: ``genlab train | info | sample | eval | translate | figures | report | demo | bench | evaluator train``.
 
 Every user mistake (bad config key, missing run, corrupt checkpoint or image) is a
-:class:`~genlab.errors.GenlabError`; :func:`main` prints its message and exits with status 2.
+:class:`~genlab.errors.GenlabError`; :func:`main` prints its message and exits with status 2. A
+training stopped by SIGINT/SIGTERM (after its checkpoint) prints ``stopped: ...`` and exits with
+128 + the signal's number, as a shell reports a process that signal ended.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def train(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config, e.g. configs/vae-mnist.yaml."),
     overrides: list[str] | None = typer.Argument(None, metavar="KEY=VALUE", help=OVERRIDES_HELP, show_default=False),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Where the run is written (default: runs/<config name>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's newest checkpoint (starts fresh if it has none)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's newest checkpoint (starts "
+                                "fresh if it has none). Give the same config and overrides as the run (or "
+                                "RUN_DIR/config.yaml, which holds them); only train.epochs and bookkeeping keys may change."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory and start again."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the family's analysis figures into RUN_DIR/figures after training."),
 ) -> None:
@@ -204,11 +208,12 @@ def translate(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory of a translation model (e.g. CycleGAN)."),
     inputs: list[Path] = typer.Argument(..., metavar="INPUT", help="Image files and/or folders (searched recursively); any size and aspect ratio.",
                                         show_default=False),
-    direction: str = typer.Option(..., "--direction", help="AtoB (G_A: domain A to B) or BtoA (G_B)."),
+    direction: str = typer.Option(..., "--direction", help="AtoB (G_A: domain A, i.e. data.name or trainA/, to B) or BtoA (G_B)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the translations; each keeps its input's file "
                                 "name (and path below a folder input)."),
     native: bool = typer.Option(False, "--native", help="Translate at the input's own resolution (padded to the "
-                                "generator's stride, cropped back) instead of resizing to the training size and back."),
+                                "generator's stride, cropped back) instead of resizing to the training size and back "
+                                "(which stretches a non-square input to the square and back)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (default: refuse, before any work)."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Translate with this checkpoint file of the run "
                                            "(e.g. an earlier step copied aside) instead of its newest."),
@@ -223,8 +228,9 @@ def translate(
         typer.echo(f"skipped {path}: {reason}", err=True)
     typer.echo(f"wrote {len(report.written)} image(s) to {output}")
     if report.skipped:
+        others = "the others were translated" if report.written else "nothing was written"
         raise GenlabError(f"{len(report.skipped)} of {len(report.skipped) + len(report.written)} input(s) could not be "
-                          "read (named above); the others were translated")
+                          f"read (named above); {others}")
 
 
 @app.command()
@@ -348,9 +354,10 @@ def main() -> None:
     try:
         app()
     except GenlabError as exc:
+        stopped = getattr(exc, "exit_status", None)  # a training stopped on request (train.loop.Interrupted)
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; rank 0 says why
-            typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+            typer.echo(f"{'stopped' if stopped else 'error'}: {exc}", err=True)
+        sys.exit(stopped or 2)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ from genlab.errors import DataError, GenlabError, ImageDecodeError
 from genlab.runs import load_run
 from genlab.viz.grids import grid_to_uint8
 
-#: Pillow format by output suffix
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "PNG",
+#: Pillow format by output suffix (GIF: Pillow reduces the colours to a 256-colour palette)
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "GIF",
             ".tif": "TIFF", ".tiff": "TIFF"}
 
 
@@ -41,11 +41,17 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
     """``(input file, output file)`` pairs: a file keeps its name, a folder's files their relative paths.
 
     Raises:
-        GenlabError: an input does not exist or is not an image file, or two inputs map to one output.
+        GenlabError: an input does not exist or is not an image file, two inputs map to one output,
+            ``out_dir`` is an input folder or inside one (its translations would be read as inputs
+            by the next run over that folder), or an output would replace its own input.
     """
     pairs: list[tuple[Path, Path]] = []
     for item in inputs:
         if item.is_dir():
+            if out_dir.resolve().is_relative_to(item.resolve()):
+                where = "the input folder" if out_dir.resolve() == item.resolve() else "inside the input folder"
+                raise GenlabError(f"-o/--output: {out_dir} is {where} {item}: translations there would replace the "
+                                  "originals or be read as inputs by the next run over it; give a folder outside it")
             pairs += [(f, out_dir / f.relative_to(item)) for f in list_image_files(item)]
         elif item.is_file():
             if item.suffix.lower() not in IMAGE_SUFFIXES:
@@ -53,6 +59,11 @@ def plan_outputs(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
             pairs.append((item, out_dir / item.name))
         else:
             raise GenlabError(f"input not found: {item}")
+    sources = {source.resolve() for source, _ in pairs}
+    for _, target in pairs:
+        if target.resolve() in sources:
+            raise GenlabError(f"-o/--output: {target} is an input; its translation would replace it, so give an "
+                              "output folder apart from the inputs")
     seen: dict[Path, Path] = {}
     for source, target in pairs:
         if target in seen:

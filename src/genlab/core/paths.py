@@ -21,7 +21,7 @@ def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False
     kind = "folder" if folder else "file"
     if path.exists() and path.is_dir() != folder:
         what = "a folder" if path.is_dir() else "a file"
-        raise GenlabError(f"{option}: {path} is {what}; give the {kind} to write")
+        raise GenlabError(f"{option}: {path} is {what}; give a {kind} to write")
     for parent in path.parents:  # nearest first
         if parent.exists():
             if not parent.is_dir():

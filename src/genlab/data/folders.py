@@ -30,6 +30,8 @@ PROGRESS_MIN_FILES = 200
 
 #: The config key that makes :func:`load_image_folder` skip files it cannot decode.
 SKIP_BAD_KEY = "data.skip_bad_files"
+#: skipped files named one by one in the warning (the rest are counted)
+MAX_NAMED_SKIPS = 20
 
 SPLITS = ("train", "test")
 
@@ -169,15 +171,10 @@ def load_image_folder(
         bar.close()
 
     if skipped:
-        first_path, first_reason = skipped[0]
-        logger.warning(
-            "skipped %d of %d image files in %s that could not be decoded (first: %s: %s)",
-            len(skipped),
-            len(paths) + len(skipped),
-            root,
-            first_path,
-            first_reason,
-        )
+        named = "; ".join(f"{path}: {reason}" for path, reason in skipped[:MAX_NAMED_SKIPS])
+        more = f"; and {len(skipped) - MAX_NAMED_SKIPS} more" if len(skipped) > MAX_NAMED_SKIPS else ""
+        logger.warning("skipped %d of %d image files in %s that could not be decoded: %s%s",
+                       len(skipped), len(paths) + len(skipped), root, named, more)
     if not paths:
         raise DataError(
             f"none of the {len(skipped)} image files in {root} could be decoded "

@@ -54,6 +54,13 @@ class DataSource(Protocol):
     def batch(self, index: torch.Tensor, noise: SharedNoise, device: torch.device) -> dict[str, torch.Tensor]: ...
 
 
+def describe_source(source: DataSource) -> str:
+    """What a split holds, for the log: the source's own ``describe()`` (two domains name both sizes), else
+    ``"N images"``."""
+    describe = getattr(source, "describe", None)
+    return describe() if describe is not None else f"{len(source):,} images"
+
+
 def to_float(images: torch.Tensor, config: DataConfig, device: torch.device,
              noise: SharedNoise | torch.Generator | None = None) -> torch.Tensor:
     """uint8 ``(B, C, S, S)`` → float32 on ``device`` in [0, 1] or [-1, 1] (``data.value_range``),
@@ -124,6 +131,10 @@ class UnpairedSource:
 
     def __len__(self) -> int:
         return len(self.a)
+
+    def describe(self) -> str:
+        """``"3,592 A / 3,592 B images"``: both domains' sizes (an epoch is one pass over A)."""
+        return f"{len(self.a):,} A / {len(self.b):,} B images"
 
     def batch(self, index, noise, device):
         partner = noise.randint(len(index), len(self.b))

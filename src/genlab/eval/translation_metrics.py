@@ -25,6 +25,8 @@ All images are quantised to 8 bits (as if saved and reloaded) before any metric.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,6 +40,10 @@ from genlab.eval.gan_metrics import fid_kid, quantise_8bit
 from genlab.eval.likelihood import mean_and_stderr
 from genlab.schema import Config
 
+log = logging.getLogger("genlab")
+
+#: fewer test images than this per domain: FID and KID come with a warning
+FEW_FID_IMAGES = 50
 FID_BOOTSTRAP_RESAMPLES = 200  # ~40 ms each for 387 test images; the estimated standard error is within ~5 % (1/sqrt(2·200))
 
 LPIPS_NOTE = ("not reported: no packaged offline LPIPS network (the lpips package and torchmetrics download "
@@ -66,7 +72,11 @@ def evaluate_translation(model, config: Config) -> dict[str, Any]:
     ``config``'s test split; flat keys plus a ``protocol`` dict."""
     test = load_source(config.data, "test", "unpaired")
     if test is None:
-        raise DataError(f"{config.data.root}: no test split (testA/ and testB/) to evaluate on")
+        root = config.data.root
+        if root and not Path(root).is_dir():  # e.g. a relative data.root saved by a run started elsewhere
+            raise DataError(f"data.root={root}: no such folder{f' below {Path.cwd()}' if not Path(root).is_absolute() else ''}; "
+                            "run genlab eval from the folder the run was trained in, or fix data.root in its config.yaml")
+        raise DataError(f"{root}: no test split (testA/ and testB/) to evaluate on")
     domains = {"A": quantise_8bit(test.a.images.float() / 255.0), "B": quantise_8bit(test.b.images.float() / 255.0)}
     bs = config.eval.batch_size
     metrics: dict[str, Any] = {}
@@ -109,6 +119,12 @@ def evaluate_translation(model, config: Config) -> dict[str, Any]:
         "reference": f"{config.data.name}/test (translated test A vs real test B, and B vs A)",
         "image_size": config.data.image_size, "quantised": "8 bit", "ssim": "gaussian window 11, sigma 1.5",
         "lpips": LPIPS_NOTE, "skipped": skipped,
-        "fid_gain_se": f"bootstrap, {FID_BOOTSTRAP_RESAMPLES} resamples of the test images",
     }
+    if config.eval.inception:
+        metrics["protocol"]["fid_gain_se"] = f"bootstrap, {FID_BOOTSTRAP_RESAMPLES} resamples of the test images"
+        fewest = min(len(test.a), len(test.b))
+        if fewest < FEW_FID_IMAGES:
+            log.warning("FID and KID from %d test A and %d test B images: below %d per domain they are mostly "
+                        "sampling noise; read them with their bootstrap s.e. (fid_*_gain_se)",
+                        len(test.a), len(test.b), FEW_FID_IMAGES)
     return metrics

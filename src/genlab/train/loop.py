@@ -41,7 +41,7 @@ from genlab.core.hardware import check_compile_toolchain, resolve_precision
 from genlab.core.noise import SharedNoise
 from genlab.core.runlog import RunLogger
 from genlab.data.datasets import load_source
-from genlab.data.sources import DataSource, epoch_batches, in_memory_format, iterate_eval_batches
+from genlab.data.sources import DataSource, describe_source, epoch_batches, in_memory_format, iterate_eval_batches
 from genlab.errors import CheckpointError, GenlabError, TrainingDiverged
 from genlab.models.base import GenerativeModel, NonFiniteLoss, load_optimizer_state
 from genlab.nn.layers import reuse_winograd_weights
@@ -56,7 +56,13 @@ EVAL_SEED_OFFSET, SAMPLE_SEED_OFFSET = 1_000_003, 2_000_003
 
 
 class Interrupted(GenlabError):
-    """Training stopped on SIGINT/SIGTERM after writing a checkpoint."""
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint; ``exit_status`` is the shell's
+    convention for a process ended by that signal, 128 + its number (SIGINT 130, SIGTERM 143; a rank
+    stopped because another rank got the signal uses SIGTERM's)."""
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.exit_status = 128 + (signum or signal.SIGTERM)
 
 
 @dataclass
@@ -78,6 +84,7 @@ class _StopRequest:
     def __init__(self):
         self.requested = False
         self.signal_name = ""
+        self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self):
@@ -89,7 +96,7 @@ class _StopRequest:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested, self.signal_name = True, signal.Signals(signum).name
+        self.requested, self.signal_name, self.signum = True, signal.Signals(signum).name, signum
         log.warning("%s received: finishing this step, then writing a checkpoint", self.signal_name)
 
     def __exit__(self, *exc):
@@ -311,8 +318,10 @@ class Trainer:
     def fit(self) -> None:
         cfg, ctx = self.config, self.ctx
         if self.state.epoch >= cfg.train.epochs and ctx.is_main:
-            log.info("the run has already trained its train.epochs=%d (step %d): nothing to train; to train longer, "
-                     "resume with a larger train.epochs", cfg.train.epochs, self.state.step)
+            longer = (f"start a new run with train.init_from={self.run_dir} (its learning-rate schedule spans its "
+                      "epochs)" if self.model.schedule_spans_run else "resume with a larger train.epochs")
+            log.info("the run has already trained its train.epochs=%d (step %d): nothing to train; to train longer, %s",
+                     cfg.train.epochs, self.state.step, longer)
         logger = RunLogger(self.run_dir, ctx.is_main, self.state.step)
         if ctx.distributed:
             self.model.wrap_networks(ctx.ddp_wrapper(cfg.train.sync_batchnorm))
@@ -372,8 +381,9 @@ class Trainer:
                 self.save()
             if ctx.any(stop.requested):
                 self.save()
-                raise Interrupted(f"stopped by {stop.signal_name or 'a signal'} at step {st.step} "
-                                  f"(epoch {epoch + 1}); continue with the same command plus --resume")
+                raise Interrupted(f"{stop.signal_name or 'a signal to another process'} at step {st.step} "
+                                  f"(epoch {epoch + 1}), checkpoint written; continue with the same command plus --resume",
+                                  stop.signum)
         bar.close()
         seconds = time.perf_counter() - started
         totals = ctx.all_reduce_sum([*st.sums.values(), st.count, float(images)])
@@ -473,8 +483,12 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
         if ctx.is_main:
             atomic_write_text(run_dir / "config.yaml", config.to_yaml())
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
-            log.info("%s: %s parameters; %d training images, world size %d, device %s", config.model.family,
-                     counts, len(trainer.train_data), ctx.world_size, ctx.device)
+            log.info("%s: %s parameters; training on %s, world size %d, device %s", config.model.family,
+                     counts, describe_source(trainer.train_data), ctx.world_size, ctx.device)
+            if trainer.test_data is None:
+                log.warning("data.name=%s%s has no test split: no per-epoch test losses, and genlab eval will need one "
+                            "(a folder's test/ images; testA/ and testB/ for two domains)", config.data.name,
+                            f" (root {config.data.root})" if config.data.root else "")
             log.info("precision %s: %s", precision, why)
             if config.train.reuse_freed_memory and not reusing:
                 log.info("train.reuse_freed_memory: this C library is not glibc; freed memory is returned as usual")
