@@ -121,6 +121,7 @@ def test_user_mistakes_exit_2_with_a_message_and_no_traceback(tmp_path):
         (["sample", str(tmp_path / "no-run"), "-o", str(tmp_path / "x.png")], "not found"),
         (["sample", str(tmp_path / "no-run"), "-o", str(tmp_path / "grid.txt")], "ending in .png"),
         (["report", str(tmp_path), "-o", str(tmp_path)], "is a folder; give the HTML file"),
+        (["report", str(tmp_path), "-o", str(tmp_path / "r.pdf")], "ending in .html"),
         (["train", str(CONFIGS / "vae-mnist.yaml"), "--resume", "--overwrite", "--run-dir", str(tmp_path / "r")],
          "contradict each other"),
     ]

@@ -59,6 +59,10 @@ def test_existing_run_is_not_overwritten_silently(tmp_path):
         train(tiny_config("vae-mnist", "train.epochs=1"), run)
     with pytest.raises(GenlabError, match="model.latent_dim"):
         train(tiny_config("vae-mnist", "train.epochs=2", "model.latent_dim=3"), run, resume=True)
+    saved = weights(run)  # --overwrite of the run a config reads from (e.g. a Stage-I run) deletes nothing
+    with pytest.raises(GenlabError, match=f"--overwrite: train.init_from={run} is in the run directory"):
+        train(tiny_config("vae-mnist", "train.epochs=1", f"train.init_from={run}"), run, overwrite=True)
+    assert all(torch.equal(saved[k], w) for k, w in weights(run).items())
     train(tiny_config("vae-mnist", "train.epochs=1", "seed=5"), run, overwrite=True)
     assert len(losses(run)) == 1
     # another family: its name leads the list of differences, and the ones cut off are counted

@@ -177,6 +177,12 @@ def test_captioned_folder_errors_name_the_file(tmp_path):
     skipped = load_captioned_source(dataclasses.replace(data, skip_bad_files=True), "train")
     assert len(skipped) == 16 and load_captioned_source(data, "test") is None  # no test/ folder
     assert all(len(caps) == 2 and caps[0].startswith("a ") for caps in skipped.captions)
+    (root / "test").mkdir()  # an empty test/ is no test split either
+    assert load_captioned_source(data, "test") is None
+    draw("red", "square").save(root / "test" / "t.png")  # images without captions anywhere: test/'s file is named once
+    with pytest.raises(DataError, match=r"test/metadata.jsonl not found: each of train/ and test/") as err:
+        load_captioned_source(data, "test")
+    assert "metadata.jsonl/metadata.jsonl" not in str(err.value)
 
 
 def test_cub_uses_the_authors_embeddings_and_refuses_free_text(tmp_path):
@@ -301,6 +307,8 @@ def test_stage2_copies_stage1_and_samples_without_it(runs, tmp_path):
         empty = tmp_path / "empty.png"
         result = runner.invoke(cli.app, ["sample", str(moved), "--text", "  ", "-o", str(empty)])
         assert isinstance(result.exception, GenlabError) and "empty caption" in str(result.exception)
+        result = runner.invoke(cli.app, ["sample", str(moved), "--text", "🍎 !!", "-o", str(empty)])  # no word to read
+        assert isinstance(result.exception, GenlabError) and "no word" in str(result.exception)
         assert not empty.exists()
     finally:
         shutil.move(str(away), stage1)

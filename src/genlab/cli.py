@@ -138,6 +138,11 @@ def sample(
             raise GenlabError("--text and --label: a text-to-image model takes a caption, not a class; omit --label")
         if not text.strip():
             raise GenlabError("--text: got an empty caption; give the words to draw, e.g. --text 'a red circle'")
+        from genlab.data.text_encoder import HashingTextEncoder
+
+        if config.data.text_encoder == "hashing" and not HashingTextEncoder.features(text):
+            raise GenlabError(f"--text: {text!r} has no word the run's hashing text encoder reads (it keeps letters and "
+                              "digits; emoji and punctuation are dropped), so it would draw the empty caption; use words")
         grid = model.text_grid(n, [text], generator=torch.Generator().manual_seed(seed))
         save_image_grid(grid.images.float(), output, nrow=nrow or grid.nrow)
         typer.echo(f"wrote {output}")
@@ -260,6 +265,8 @@ def report(
         output = run_dirs[0] / "report.html"
     if output.is_dir():
         raise GenlabError(f"-o/--output: {output} is a folder; give the HTML file to write, e.g. {output / 'report.html'}")
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise GenlabError(f"-o/--output: got {output}; the report is one HTML file, so give a name ending in .html")
     check_writable(output, "-o/--output")
     typer.echo(f"wrote {write_report(run_dirs, output, title)}")
 

@@ -147,6 +147,9 @@ def _folder_captions(root: Path, folder: Path, split: str, has_splits: bool) -> 
     if own.is_file() or not has_splits:
         return load_captions(own), own
     shared = root / "metadata.jsonl"
+    if not shared.is_file():
+        raise DataError(f"{own} not found: each of train/ and test/ needs its captions, in its own metadata.jsonl "
+                        f'or as "{split}/<file>" lines of {shared}')
     prefix = f"{split}/"
     captions = {name.removeprefix(prefix): texts for name, texts in load_captions(shared).items()
                 if name.startswith(prefix)}
@@ -166,6 +169,8 @@ def _load_folder(data: DataConfig, split: str) -> CaptionedSplit | None:
         return None
     folder = root / split if has_splits else root
     if not folder.is_dir():
+        return None
+    if split == "test" and not any(p.is_file() for p in folder.rglob("*")):  # an empty test/: no test split
         return None
     captions, meta = _folder_captions(root, folder, split, has_splits)
     files = {p.relative_to(folder).as_posix() for p in list_image_files(folder)}

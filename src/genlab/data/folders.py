@@ -247,7 +247,7 @@ def load_captions(root: str | os.PathLike) -> dict[str, list[str]]:
             names the file and the line number.
     """
     root = Path(root)
-    path = root if root.is_file() else root / "metadata.jsonl"
+    path = root if root.is_file() or root.suffix == ".jsonl" else root / "metadata.jsonl"
     if not path.is_file():
         raise DataError(
             f"{path} not found: captions need a metadata.jsonl in the image folder with one "

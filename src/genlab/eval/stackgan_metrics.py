@@ -28,6 +28,7 @@ size, against the same reference (keys ``*_stage1``, e.g. ``fid_inception_stage1
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ from genlab.eval.text_match import (
     r_precision,
 )
 from genlab.schema import Config
+
+log = logging.getLogger("genlab")
 
 
 def caption_pool(source) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,6 +86,9 @@ def evaluate_stackgan(model, config: Config, *, inception: bool | None = None,
     source = load_captioned_source(data, "test")
     if source is None:
         caption_split, source = "train", load_captioned_source(data, "train")
+        log.warning("%s has no test split: the metrics use the training captions, which the model was trained on, "
+                    "so they measure fit, not generalisation to new captions (protocol: captions %s/train)",
+                    data.root or data.name, data.name)
     image_of, number_of = caption_pool(source)
     pool = source.embeddings[image_of, number_of]
     text_emb = embed_texts(matcher, pool)

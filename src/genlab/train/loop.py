@@ -114,7 +114,9 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
     saved = run_dir / "config.yaml"
     before = "absent" if not run_dir.exists() else "used" if any(run_dir.iterdir()) else "empty"
     if before == "used" and not resume:
-        if not overwrite:
+        if overwrite:
+            _refuse_overwriting_an_input(run_dir, config)
+        else:
             if saved.is_file() or (run_dir / "checkpoints").is_dir():
                 raise GenlabError(f"run directory {run_dir} already holds a run; pass --resume to continue it, "
                                   "--overwrite to start again, or --run-dir for a new one")
@@ -128,6 +130,23 @@ def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: b
         _check_same_experiment(_saved_config_with_defaults(saved), config.to_dict(), saved)
     run_dir.mkdir(parents=True, exist_ok=True)
     return before
+
+
+def _refuse_overwriting_an_input(run_dir: Path, config: Config) -> None:
+    """Raise :class:`GenlabError` if a path in ``config`` that exists (e.g. ``model.stage1_run``,
+    ``train.init_from``, ``data.root``) is ``run_dir`` or inside it: ``--overwrite`` would delete what this
+    run reads."""
+    target = run_dir.resolve()
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else key)
+        elif isinstance(node, str) and node and Path(node).exists() and Path(node).resolve().is_relative_to(target):
+            raise GenlabError(f"--overwrite: {prefix}={node} is in the run directory {run_dir}, which --overwrite "
+                              "would delete before this run reads it; give the new run its own --run-dir")
+
+    walk(config.to_dict(), "")
 
 
 def _saved_config_with_defaults(path: Path) -> dict:
