@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -300,11 +301,17 @@ def test_log_names_both_domains_sizes_and_a_missing_test_split(tmp_path, root):
     assert "training on 10 A / 6 B images" in log and "has no test split" in log
 
 
-def test_eval_names_a_relative_data_root_it_cannot_find(tmp_path, root, monkeypatch):
+def test_a_relative_data_root_is_saved_absolute_so_eval_works_from_any_folder(tmp_path, root, monkeypatch):
     from genlab.eval.run_metrics import evaluate_run
 
-    monkeypatch.chdir(root.parent)
-    run = train(tiny(root.name, "train.epochs=1"), tmp_path / "run")  # data.root saved as typed: relative
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(GenlabError, match=f"data.root={root.name}: no such folder below {tmp_path}"):
+    run = train(tiny("data", "train.epochs=1"), tmp_path / "run")  # data.root given relative to here
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["root"] == str(data)
+    train(tiny("data", "train.epochs=1"), run, resume=True)  # the same relative override resumes it
+    monkeypatch.chdir(run)
+    assert 0 <= evaluate_run(run)["metrics"]["cycle_l1_AtoB"] <= 1
+    data.rename(tmp_path / "moved")  # data moved away: the message says so, not "no test split"
+    with pytest.raises(GenlabError, match=f"data.root={data}: no such folder; the data has moved"):
         evaluate_run(run)

@@ -9,6 +9,7 @@ checks every key and type: an unknown key, an ill-typed value or an out-of-range
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -39,7 +40,10 @@ class DataConfig:
     """Which images to train on and how to present them to the model."""
 
     name: Literal["mnist", "fashion-mnist", "idx", "folder", EmojiSetName, "cub"] = "mnist"
-    root: str | None = None  # directory for name=idx|folder|cub (unpaired families: trainA/ trainB/ testA/ testB/)
+    #: directory for name=idx|folder|cub (unpaired families: trainA/ trainB/ testA/ testB/); made absolute
+    #: (from the current folder, ``~`` expanded) when the config is built, so a run's saved config finds its
+    #: data from any folder
+    root: str | None = None
     #: unpaired families: domain B's emoji set when data.name is one (e.g. twemoji → openmoji); null otherwise
     name_b: EmojiSetName | None = None
     channels_b: int | None = None  # unpaired families: domain B's channels (1 or 3); null = data.channels
@@ -70,6 +74,8 @@ class DataConfig:
         return self.channels if direction == "AtoB" else self.domain_b_channels
 
     def __post_init__(self) -> None:
+        if isinstance(self.root, str) and self.root:
+            self.root = os.path.abspath(os.path.expanduser(self.root))
         check(self.limit is None or self.limit > 0, "data.limit", self.limit, "a positive integer or null")
         check(self.test_limit is None or self.test_limit > 0, "data.test_limit", self.test_limit,
               "a positive integer or null")

@@ -74,8 +74,8 @@ def evaluate_translation(model, config: Config) -> dict[str, Any]:
     if test is None:
         root = config.data.root
         if root and not Path(root).is_dir():  # e.g. a relative data.root saved by a run started elsewhere
-            raise DataError(f"data.root={root}: no such folder{f' below {Path.cwd()}' if not Path(root).is_absolute() else ''}; "
-                            "run genlab eval from the folder the run was trained in, or fix data.root in its config.yaml")
+            raise DataError(f"data.root={root}: no such folder; the data has moved, or (in a run saved before roots "
+                            "were stored absolute) was given relative to another folder: fix data.root in its config.yaml")
         raise DataError(f"{root}: no test split (testA/ and testB/) to evaluate on")
     domains = {"A": quantise_8bit(test.a.images.float() / 255.0), "B": quantise_8bit(test.b.images.float() / 255.0)}
     bs = config.eval.batch_size
