@@ -107,3 +107,13 @@ def test_every_shipped_config_builds_its_model(path, tmp_path):
     cfg = load_config(path, [f"data.root={tmp_path}"] if "folder" in path.name else [])
     counts = build_model(cfg).parameter_counts()
     assert counts and all(n > 0 for n in counts.values())
+
+
+def test_data_root_is_absolute_and_only_where_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(CONFIGS / "cyclegan-folder.yaml", ["data.root=horses"])
+    assert cfg.data.root == str(tmp_path / "horses")  # saved so, the run finds its data from any folder
+    with pytest.raises(ConfigError, match="data.root.*null with data.name=mnist, which ships its own images"):
+        load_config(CONFIGS / "vae-mnist.yaml", ["data.root=my_images"])  # would have trained on MNIST silently
+    with pytest.raises(ConfigError, match="data.binarize.*'none' with data.channels=3"):
+        load_config(CONFIGS / "vae-mnist.yaml", ["data.channels=3"])  # the VAE configs binarise: say so for colour

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -277,3 +278,23 @@ def test_folder_images_tensor_is_uint8_contiguous(good_folder):
     images = load_image_folder(good_folder, image_size=8, progress=False).images
     assert images.is_contiguous()
     assert np.asarray(images.numpy()).dtype == np.uint8
+
+
+def test_folder_dataset_layouts_and_limit(tmp_path):
+    from genlab.data.datasets import load_split
+    from genlab.schema import DataConfig
+
+    root = tmp_path / "own"
+    for i in range(5):
+        save(root / f"{i}.png", colour=(40 * i, 0, 0))
+    (root / "9_broken.png").write_bytes(b"not an image")  # sorted last
+    data = DataConfig(name="folder", root=str(root), image_size=16, channels=3)
+    assert len(load_split(dataclasses.replace(data, limit=4), "train")) == 4  # the broken file is never decoded
+    with pytest.raises(ImageDecodeError, match="9_broken.png"):
+        load_split(data, "train")
+    (root / "9_broken.png").unlink()
+    save(root / "test" / "t.png")  # test/ without train/: refused, not trained on with the rest
+    with pytest.raises(DataError, match="has test/ but no train/"):
+        load_split(data, "train")
+    with pytest.raises(DataError, match="no such folder"):
+        load_split(dataclasses.replace(data, root=str(tmp_path / "moved")), "test")

@@ -307,9 +307,11 @@ def test_evaluate_gan_on_a_tiny_untrained_gan(tmp_path):
     assert len(list(tmp_path.glob("mnist-train-32-first48-evaluator-mnist.safetensors"))) == 1
 
 
-def test_evaluate_gan_skips_the_evaluator_for_colour_images(tmp_path):
+def test_evaluate_gan_of_colour_images_without_inception_says_what_to_set(tmp_path):
+    """The evaluator classifier is for 1-channel digits: with Inception off no metric applies, which is an
+    error naming eval.inception, not an eval.json without metrics."""
     config = load_config(CONFIGS / "dcgan-mnist.yaml", [*TINY_GAN, "data.channels=3", "data.image_size=16",
                                                         "eval.num_samples=8"])
-    result = evaluate_gan(build_model(config), config, cache_dir=tmp_path)
-    assert set(result) == {"protocol"}
-    assert set(result["protocol"]["skipped"]) == {"evaluator", "inception"}
+    with pytest.raises(GenlabError, match=r"no sample metric applies to mnist images with 3 channels.*"
+                                          r"1-channel.*set eval.inception=true"):
+        evaluate_gan(build_model(config), config, cache_dir=tmp_path)

@@ -63,8 +63,13 @@ def test_existing_run_is_not_overwritten_silently(tmp_path):
     with pytest.raises(GenlabError, match=f"--overwrite: train.init_from={run} is in the run directory"):
         train(tiny_config("vae-mnist", "train.epochs=1", f"train.init_from={run}"), run, overwrite=True)
     assert all(torch.equal(saved[k], w) for k, w in weights(run).items())
+    before = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    with pytest.raises(GenlabError, match="no such folder"):  # an --overwrite whose setup fails gives the old run back
+        train(tiny_config("vae-mnist", "train.epochs=1", "data.name=folder", f"data.root={tmp_path / 'nowhere'}"), run,
+              overwrite=True)
+    assert {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
     train(tiny_config("vae-mnist", "train.epochs=1", "seed=5"), run, overwrite=True)
-    assert len(losses(run)) == 1
+    assert len(losses(run)) == 1 and not (run / ".overwritten").exists()
     # another family: its name leads the list of differences, and the ones cut off are counted
     with pytest.raises(GenlabError, match=r"with a different experiment .*: model\.family: 'vae' -> 'gan'; name: .*"
                                           r"; and \d+ more \(only train\.epochs"):
@@ -288,3 +293,19 @@ def test_a_setup_error_leaves_no_run_behind_to_block_the_corrected_command(tmp_p
     assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
     run = train(tiny_config("vae-mnist", "train.epochs=1"), tmp_path / "empty")  # not refused
     assert (run / "config.yaml").is_file()
+
+
+def test_a_class_conditioned_family_needs_labels_below_num_classes(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "images"  # an image folder has no labels
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    with pytest.raises(GenlabError, match="conditioned on class labels, and data.name=folder has none"):
+        train(tiny_config("cvae-mnist", "data.name=folder", f"data.root={folder}", "train.epochs=1"), tmp_path / "a")
+    assert not (tmp_path / "a").exists()  # a refused setup leaves no run behind
+    with pytest.raises(GenlabError, match=r"model.num_classes=3: the labels of data.name=mnist run from 0 to 9; "
+                                          r"set model.num_classes=10"):
+        train(tiny_config("cvae-mnist", "model.num_classes=3", "train.epochs=1"), tmp_path / "b")

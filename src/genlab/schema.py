@@ -82,8 +82,13 @@ class DataConfig:
         check(self.image_size >= 8, "data.image_size", self.image_size, "an integer >= 8")
         check(self.channels in (1, 3), "data.channels", self.channels, "1 or 3")
         check(self.channels_b in (None, 1, 3), "data.channels_b", self.channels_b, "1, 3 or null (= data.channels)")
+        check(self.binarize == "none" or self.channels == 1, "data.binarize", self.binarize,
+              "'none' with data.channels=3 (dynamic binarisation is for grey images: it would turn each colour "
+              "channel into 0 or 1)")
         check(self.name not in ("idx", "folder", "cub") or self.root is not None, "data.root", self.root,
               f"a directory path (required when data.name={self.name})")
+        check(self.name in ("idx", "folder", "cub") or self.root is None, "data.root", self.root,
+              f"null with data.name={self.name}, which ships its own images (only idx, folder and cub read data.root)")
         check(self.emoji_framing == "native" or self.name in EMOJI_DATASETS,
               "data.emoji_framing", self.emoji_framing, f"'native' with data.name={self.name} (it frames emoji sets)")
         check(self.text_hashing_dim >= 1, "data.text_hashing_dim", self.text_hashing_dim, "an integer >= 1")

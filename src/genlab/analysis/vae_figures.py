@@ -14,6 +14,7 @@ import torch
 
 from genlab.data.datasets import load_split
 from genlab.data.sources import ImageTensors, iterate_eval_batches, make_batch
+from genlab.errors import GenlabError
 from genlab.schema import Config
 from genlab.viz.grids import side_by_side
 from genlab.viz.plots import plot_image_grid_figure, plot_latent_scatter
@@ -52,6 +53,10 @@ def latent_grid(latent_dim: int, r: float, n: int = 10) -> torch.Tensor:
 def write_vae_figures(model, config: Config, out: Path) -> list[Path]:
     """Write the VAE (and CVAE) figures into ``out``; returns the paths."""
     train, test = load_split(config.data, "train"), load_split(config.data, "test")
+    if train is None:
+        raise GenlabError(f"data.name={config.data.name}: no training images"
+                          f"{f' in data.root={config.data.root} (moved?)' if config.data.root else ''}; "
+                          "the figures encode them")
     m, written = config.model, []
     conditional = model.num_classes > 0
     if train.labels is not None and test is not None and test.labels is not None:
@@ -76,7 +81,7 @@ def write_vae_figures(model, config: Config, out: Path) -> list[Path]:
         recon = decode_probs(model, mu, batch.get("label"))
         written.append(plot_image_grid_figure(side_by_side(batch["image"].float().cpu(), recon), 10,
                                               out / "reconstructions.png",
-                                              title="test digits (odd rows) and their reconstructions (even rows)"))
+                                              title="test images (odd rows) and their reconstructions (even rows)"))
     if conditional:
         written += _class_figures(model, config, out)
     return written

@@ -137,14 +137,21 @@ def load_source(data: DataConfig, split: str, kind: str) -> DataSource | None:
 def _load_folder(data: DataConfig, split: str) -> ImageTensors | None:
     """A folder of images; ``root/train`` and ``root/test`` if present, else the whole folder is train."""
     root = Path(data.root)
+    if not root.is_dir():
+        raise DataError(f"data.root={root}: no such folder (data.name=folder reads its images there)")
     has_splits = (root / "train").is_dir()
+    if not has_splits and (root / "test").is_dir():  # else test/ would be trained on as part of the whole folder
+        raise DataError(f"data.root={root} has test/ but no train/: put the training images in {root / 'train'}, "
+                        "or move test/ out to train on the whole folder")
     if not has_splits and split == "test":
         return None
     folder = root / split if has_splits else root
     if not folder.is_dir():
         return None
     mode = "L" if data.channels == 1 else "RGB"
-    loaded = folders.load_image_folder(folder, image_size=data.image_size, mode=mode, skip_bad=data.skip_bad_files)
+    limit = data.limit if split == "train" else data.test_limit  # decode no more than are used
+    loaded = folders.load_image_folder(folder, image_size=data.image_size, mode=mode, skip_bad=data.skip_bad_files,
+                                       limit=limit)
     return ImageTensors(loaded.images, None)
 
 

@@ -154,8 +154,8 @@ def _decode_stream(fp, label: str, mode: str, max_pixels: int, min_size: int) ->
                 raise ImageDecodeError(
                     label,
                     f"image is {width}x{height} = {width * height:,} pixels, more than the limit "
-                    f"of {max_pixels:,} pixels (possible decompression bomb; raise max_pixels "
-                    "to accept it)",
+                    f"of {max_pixels:,} pixels (a possible decompression bomb; shrink the image, or set "
+                    "data.skip_bad_files=true to leave it out)",
                 )
             if width < min_size or height < min_size:
                 raise ImageDecodeError(

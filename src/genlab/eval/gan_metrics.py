@@ -313,7 +313,7 @@ def _extractors(config: Config, inception: bool) -> tuple[list, dict[str, str]]:
     if data.channels != 1 or data.name not in EVALUATOR_DATASETS:
         skipped["evaluator"] = (f"not applicable: the evaluator classifier is for 1-channel "
                                 f"{'/'.join(EVALUATOR_DATASETS)} images; data is {data.name} "
-                                f"with {data.channels} channels")
+                                f"with {data.channels} channel{'s' if data.channels != 1 else ''}")
     else:
         try:
             used.append(EvaluatorFeatures(dataset=data.name))
@@ -368,6 +368,10 @@ def evaluate_gan(model, config: Config, *, inception: bool | None = None,
         inception = bool(getattr(config.eval, "inception", False))
     n, batch_size, split = config.eval.num_samples, config.eval.batch_size, config.eval.reference_split
     extractors, skipped = _extractors(config, inception)
+    if not extractors:  # nothing to score with: say so rather than write an eval.json without metrics
+        raise GenlabError(f"no sample metric applies to {config.data.name} images with {config.data.channels} "
+                          f"channel{'s' if config.data.channels != 1 else ''} without TF-Inception "
+                          f"(evaluator: {skipped['evaluator']}): set eval.inception=true for FID/KID/precision/recall")
     protocol: dict[str, Any] = {"num_samples": n, "reference": f"{config.data.name}/{split}",
                                 "sample_seed": METRIC_SEED, "sample_quantisation": "8-bit",
                                 "features": {}, "skipped": skipped}

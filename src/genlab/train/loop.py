@@ -104,28 +104,43 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+#: what a run directory holds that genlab wrote (``--overwrite`` replaces these and nothing else)
+RUN_FILES = ("checkpoints", "tensorboard", "samples", "figures", "metrics.jsonl", "eval.json", "train.log",
+             "config.yaml", "sources.json")
+#: where ``--overwrite`` keeps the replaced run until the new one has set up (restored if setup fails)
+OVERWRITTEN = ".overwritten"
+
+
 def prepare_run_dir(run_dir: Path, config: Config, *, resume: bool, overwrite: bool) -> str:
     """Create ``run_dir``; refuse to train over an existing run unless resuming or overwriting.
 
     ``config.yaml`` is written by :func:`train` once the checkpoint (if any) has accepted the config,
-    so a refused resume leaves the run as it was. Returns what ``run_dir`` was before: ``"absent"``,
-    ``"empty"`` or ``"used"`` (it held files), which :func:`train` needs to undo a failed setup."""
+    so a refused resume leaves the run as it was. ``overwrite`` moves the old run's files
+    (:data:`RUN_FILES`) into ``run_dir/.overwritten``; :func:`train` deletes them once the new run
+    has set up, or moves them back if its setup fails (a bad config key or data folder then costs
+    nothing). Returns what ``run_dir`` was before: ``"absent"``, ``"empty"``, ``"used"`` (it held
+    files) or ``"overwritten"``, which :func:`train` needs to undo a failed setup."""
     run_dir = Path(run_dir)
     saved = run_dir / "config.yaml"
     before = "absent" if not run_dir.exists() else "used" if any(run_dir.iterdir()) else "empty"
     if before == "used" and not resume:
-        if overwrite:
-            _refuse_overwriting_an_input(run_dir, config)
-        else:
+        if not overwrite:
             if saved.is_file() or (run_dir / "checkpoints").is_dir():
                 raise GenlabError(f"run directory {run_dir} already holds a run; pass --resume to continue it, "
                                   "--overwrite to start again, or --run-dir for a new one")
+            if (run_dir / OVERWRITTEN).is_dir():
+                raise GenlabError(f"run directory {run_dir} holds the run an interrupted --overwrite replaced, in "
+                                  f"{run_dir / OVERWRITTEN}; move its files back to continue it, or pass --overwrite")
             raise GenlabError(f"run directory {run_dir} holds files but no genlab run; give --run-dir a new or empty "
                               "folder (--overwrite would add a run beside those files)")
-        for name in ("checkpoints", "tensorboard", "samples", "figures"):
-            shutil.rmtree(run_dir / name, ignore_errors=True)
-        for name in ("metrics.jsonl", "eval.json", "train.log", "config.yaml", "sources.json"):
-            (run_dir / name).unlink(missing_ok=True)
+        _refuse_overwriting_an_input(run_dir, config)
+        aside = run_dir / OVERWRITTEN
+        shutil.rmtree(aside, ignore_errors=True)  # left by an --overwrite killed during its setup
+        aside.mkdir()
+        for name in RUN_FILES:
+            if (run_dir / name).exists():
+                (run_dir / name).rename(aside / name)
+        before = "overwritten"
     if resume and saved.is_file():
         _check_same_experiment(_saved_config_with_defaults(saved), config.to_dict(), saved)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -191,6 +206,22 @@ def _check_same_experiment(old: dict, new: dict, path: Path) -> None:
                           + " (only train.epochs and bookkeeping keys may change)")
 
 
+def _check_class_labels(source: DataSource, config: Config) -> None:
+    """A family conditioned on classes (``classes`` ability, e.g. the CVAE) needs labels below
+    ``model.num_classes``; raise :class:`GenlabError` naming the fix otherwise."""
+    data = getattr(source, "data", None)
+    labels = getattr(data, "labels", None)
+    if labels is None:
+        raise GenlabError(f"model.family={config.model.family} is conditioned on class labels, and data.name="
+                          f"{config.data.name} has none (image folders are unlabelled; labelled data: mnist, "
+                          "fashion-mnist, idx with label files); use an unconditional family such as vae or gan")
+    classes, top = getattr(config.model, "num_classes", None), int(labels.max())
+    if classes is not None and (top >= classes or int(labels.min()) < 0):
+        raise GenlabError(f"model.num_classes={classes}: the labels of data.name={config.data.name} "
+                          f"run from {int(labels.min())} to {top}; set model.num_classes={top + 1} (labels must be "
+                          "0 .. num_classes - 1)")
+
+
 class Trainer:
     """Runs one experiment in ``run_dir``. Use :func:`train`."""
 
@@ -200,6 +231,8 @@ class Trainer:
         self.train_data: DataSource = load_source(config.data, "train", self.family.data_kind)
         if self.train_data is None or len(self.train_data) == 0:
             raise GenlabError(f"data.name={config.data.name} has no training images (root {config.data.root})")
+        if self.family.can("classes"):
+            _check_class_labels(self.train_data, config)
         self.test_data: DataSource | None = load_source(config.data, "test", self.family.data_kind)
         torch.manual_seed(config.seed)  # the same initial networks on every rank
         self.model: GenerativeModel = self.family.model_class(config).to(ctx.device)
@@ -496,9 +529,13 @@ def train(config: Config, run_dir: Path, *, resume: bool = False, overwrite: boo
                     trainer.initialise_from(config.train.init_from)
                 trainer.copy_weight_sources()
         except BaseException:
-            if before in ("absent", "empty"):  # e.g. a bad data folder: leave no run to block the next try
-                _undo_new_run_dir(run_dir, remove_dir=before == "absent")
+            if before in ("absent", "empty", "overwritten"):  # e.g. a bad data folder: leave no run to block
+                _undo_new_run_dir(run_dir, remove_dir=before == "absent")  # the next try
+            if before == "overwritten":  # and give the replaced run back
+                _restore_overwritten(run_dir)
             raise
+        if before == "overwritten":
+            shutil.rmtree(run_dir / OVERWRITTEN, ignore_errors=True)
         if ctx.is_main:
             atomic_write_text(run_dir / "config.yaml", config.to_yaml())
             counts = ", ".join(f"{k} {v:,}" for k, v in trainer.model.parameter_counts().items())
@@ -528,17 +565,27 @@ def peak_rss_mb() -> float:
 
 
 def _undo_new_run_dir(run_dir: Path, *, remove_dir: bool) -> None:
-    """Empty (or remove) a run directory this call created, after its setup failed: without this a
-    corrected command would be refused, the directory already holding a run (its ``train.log``)."""
+    """Remove what this call wrote into ``run_dir`` (or the directory itself, if it created it) after
+    its setup failed: without this a corrected command would be refused, the directory already
+    holding a run (its ``train.log``). Only genlab's own files (:data:`RUN_FILES`) are removed."""
     _close_log_files()
     if remove_dir:
         shutil.rmtree(run_dir, ignore_errors=True)
         return
-    for path in run_dir.iterdir():
+    for name in RUN_FILES:
+        path = run_dir / name
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def _restore_overwritten(run_dir: Path) -> None:
+    """Move the run that ``--overwrite`` set aside back into ``run_dir`` (its setup failed)."""
+    aside = run_dir / OVERWRITTEN
+    for path in aside.iterdir():
+        path.rename(run_dir / path.name)
+    aside.rmdir()
 
 
 def _close_log_files() -> None:
