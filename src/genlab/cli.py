@@ -46,7 +46,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's newest checkpoint (starts "
                                 "fresh if it has none). Give the same config and overrides as the run (or "
                                 "RUN_DIR/config.yaml, which holds them); only train.epochs and bookkeeping keys may change."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in the run directory and start again."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in the run directory (its files are kept in "
+                                   "RUN_DIR/.overwritten until the new run has set up, and put back if that fails)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the family's analysis figures into RUN_DIR/figures after training."),
 ) -> None:
     """Train a model; checkpoints, metrics, samples and figures go to the run directory."""

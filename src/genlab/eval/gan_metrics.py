@@ -59,11 +59,11 @@ KID_SUBSETS = 100  # Bińkowski et al. 2018 and torchmetrics' default
 KID_SUBSET_SIZE = 1000
 PR_K = 3  # Kynkäänniemi et al. 2019, §2 / Fig. 3: k = 3
 IS_SPLITS = 10  # Salimans et al. 2016 (their code: 10 splits of 5,000)
-
-log = logging.getLogger("genlab")
 CACHE_FORMAT = "genlab-features-v1"
 #: datasets with a shipped (or trainable) evaluator classifier
 EVALUATOR_DATASETS = ("mnist", "fashion-mnist")
+
+log = logging.getLogger("genlab")
 
 
 # --- metrics on precomputed features -------------------------------------------------------------
