@@ -227,7 +227,6 @@ def translate(
     """Translate images with a trained two-domain model; outputs keep the inputs' names and sizes."""
     from genlab.translate import translate_files
 
-    check_writable(output, "-o/--output", folder=True)
     report = translate_files(run_dir, direction, inputs, output, native=native, overwrite=overwrite,
                              checkpoint=checkpoint)
     for path, reason in report.skipped:

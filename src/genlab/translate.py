@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from genlab import registry
 from genlab.core.atomic import atomic_write
+from genlab.core.paths import check_writable
 from genlab.data.folders import list_image_files
 from genlab.data.images import IMAGE_SUFFIXES, decode_image
 from genlab.errors import DataError, GenlabError, ImageDecodeError
@@ -95,12 +96,11 @@ def translate_files(run_dir: str | Path, direction: str, inputs: list[Path], out
     """
     if direction not in ("AtoB", "BtoA"):
         raise GenlabError(f"--direction: got {direction!r}; allowed: AtoB, BtoA")
+    check_writable(out_dir, "-o/--output", folder=True)
     config, model, _ = load_run(Path(run_dir), checkpoint=checkpoint)
     if not registry.get(config.model.family).can("translate"):
         raise GenlabError(f"the {config.model.family} model of {run_dir} cannot translate images "
                           "(only families with the translate ability, e.g. cyclegan)")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise GenlabError(f"-o/--output: {out_dir} is a file; give a folder (the translations keep their inputs' names)")
     if not Path(out_dir).exists() and Path(out_dir).suffix.lower() in IMAGE_SUFFIXES:
         raise GenlabError(f"-o/--output: {out_dir} looks like an image file name, but -o is the folder the translations "
                           "go to (each keeps its input's name); give a folder, e.g. -o translated/")

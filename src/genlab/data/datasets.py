@@ -99,7 +99,7 @@ def load_unpaired_split(data: DataConfig, split: str) -> tuple[ImageTensors, Ima
     None if ``split`` does not exist (a folder without ``testA``/``testB``)."""
     aligned = False
     if data.name == "folder":
-        root = Path(data.root)
+        root = _existing_root(data)
         if split == "test" and not ((root / "testA").is_dir() and (root / "testB").is_dir()):
             return None
         a, b = folders.load_unpaired_folders(root, image_size=data.image_size, split=split, mode="RGB",
@@ -134,11 +134,19 @@ def load_source(data: DataConfig, split: str, kind: str) -> DataSource | None:
     raise DataError(f"data kind {kind!r} has no loader yet; allowed: images, unpaired, captioned")
 
 
-def _load_folder(data: DataConfig, split: str) -> ImageTensors | None:
-    """A folder of images; ``root/train`` and ``root/test`` if present, else the whole folder is train."""
+def _existing_root(data: DataConfig) -> Path:
+    """``data.root`` as a ``Path``; a :class:`DataError` if it is not a folder (for every split, so a
+    missing root is never mistaken for a missing test split)."""
     root = Path(data.root)
     if not root.is_dir():
-        raise DataError(f"data.root={root}: no such folder (data.name=folder reads its images there)")
+        raise DataError(f"data.root={root}: no such folder; the data has moved, or was never there "
+                        f"(data.name={data.name} reads its images from it)")
+    return root
+
+
+def _load_folder(data: DataConfig, split: str) -> ImageTensors | None:
+    """A folder of images; ``root/train`` and ``root/test`` if present, else the whole folder is train."""
+    root = _existing_root(data)
     has_splits = (root / "train").is_dir()
     if not has_splits and (root / "test").is_dir():  # else test/ would be trained on as part of the whole folder
         raise DataError(f"data.root={root} has test/ but no train/: put the training images in {root / 'train'}, "

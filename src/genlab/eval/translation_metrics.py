@@ -26,7 +26,6 @@ All images are quantised to 8 bits (as if saved and reloaded) before any metric.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,11 +71,7 @@ def evaluate_translation(model, config: Config) -> dict[str, Any]:
     ``config``'s test split; flat keys plus a ``protocol`` dict."""
     test = load_source(config.data, "test", "unpaired")
     if test is None:
-        root = config.data.root
-        if root and not Path(root).is_dir():  # e.g. a relative data.root saved by a run started elsewhere
-            raise DataError(f"data.root={root}: no such folder; the data has moved, or (in a run saved before roots "
-                            "were stored absolute) was given relative to another folder: fix data.root in its config.yaml")
-        raise DataError(f"{root}: no test split (testA/ and testB/) to evaluate on")
+        raise DataError(f"{config.data.root}: no test split (testA/ and testB/) to evaluate on")
     domains = {"A": quantise_8bit(test.a.images.float() / 255.0), "B": quantise_8bit(test.b.images.float() / 255.0)}
     bs = config.eval.batch_size
     metrics: dict[str, Any] = {}
